@@ -6,7 +6,7 @@ from collections import Counter
 
 from vad4space_ros.core import bags
 from vad4space_ros.core.data import load_dataset
-from vad4space_ros.core.data.protocols import SETTINGS, make_setting
+from vad4space_ros.core.data.protocols import make_setting, SETTINGS
 
 
 def _make(args: argparse.Namespace) -> int:
@@ -22,7 +22,7 @@ def _make(args: argparse.Namespace) -> int:
         rate_hz=args.rate_hz, storage=args.storage)
     anomalies = sum(s.label for s in samples if s.path not in {p for p, _ in report.skipped})
     print(f'wrote {report.frames} frames ({anomalies} anomalies) of {args.dataset} setting '
-          f'{args.setting} {args.split} to {report.path} ({report.bytes / 1e6:.1f} MB, '
+          f'{args.setting} {args.split} to {report.path} ({report.size_bytes / 1e6:.1f} MB, '
           f'{args.storage})')
     for path, reason in report.skipped:
         print(f'skipped {path}: {reason}')

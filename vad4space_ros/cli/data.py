@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from vad4space_ros.core.data import load_dataset, lroc, synthetic
-from vad4space_ros.core.data.protocols import SETTINGS, make_setting
+from vad4space_ros.core.data.protocols import make_setting, SETTINGS
 
 DATASETS = ('lroc', 'mastcam')
 
@@ -12,8 +12,8 @@ DATASETS = ('lroc', 'mastcam')
 def _generate(args: argparse.Namespace) -> int:
     report = synthetic.generate(args.dataset, args.root, seed=args.seed, size=args.size,
                                 tile_dtype=args.tile_dtype)
-    print(f'wrote {report.files} SYNTHETIC {args.dataset} files ({report.bytes / 1e6:.1f} MB) '
-          f'to {report.root} in {report.seconds:.1f} s')
+    print(f'wrote {report.files} SYNTHETIC {args.dataset} files '
+          f'({report.size_bytes / 1e6:.1f} MB) to {report.root} in {report.seconds:.1f} s')
     return 0
 
 
@@ -58,7 +58,7 @@ def register(subparsers) -> None:
     generate.add_argument('--root', required=True, help='new (or empty) output folder')
     generate.add_argument('--seed', type=int, default=0)
     generate.add_argument('--size', choices=synthetic.SIZES, default='small',
-                          help='small: quick set for tests/demos; full: the real split sizes')
+                          help='tiny: unit tests; small: quick demo set; full: the real split sizes')
     generate.add_argument('--tile-dtype', choices=('float32', 'float64'), default='float32',
                           help='Mastcam tile dtype (the real tiles are float64)')
     generate.set_defaults(func=_generate)

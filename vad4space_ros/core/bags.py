@@ -23,17 +23,17 @@ bag's receive timestamps equal the header stamps, so ``ros2 bag play`` paces at 
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
+import logging
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
-from rosbags.typesys import Stores, get_typestore
+from rosbags.typesys import get_typestore, Stores
 from tqdm import tqdm
 
-from vad4space_ros.core.data.samples import Sample, load_bands, load_rgb
+from vad4space_ros.core.data.samples import load_bands, load_rgb, Sample
 
 IMAGE_TOPIC = '/camera/image_raw'
 LABEL_TOPIC = '/camera/label'
@@ -68,7 +68,7 @@ class BagReport:
     path: Path
     frames: int
     skipped: list[tuple[Path, str]]
-    bytes: int
+    size_bytes: int
 
 
 def _header(stamp_ns: int, frame_id: str):

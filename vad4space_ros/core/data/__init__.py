@@ -6,7 +6,7 @@ procedurally generated stand-ins in exactly those layouts; ``protocols`` builds 
 three evaluation settings; ``download`` fetches the real archives from Zenodo.
 """
 from vad4space_ros.core.data.samples import (
-    ANOMALY, NORMAL, Dataset, DatasetError, Sample, load_bands, load_dataset, load_rgb)
+    ANOMALY, Dataset, DatasetError, load_bands, load_dataset, load_rgb, NORMAL, Sample)
 
 __all__ = [
     'ANOMALY', 'NORMAL', 'Dataset', 'DatasetError', 'Sample', 'load_bands', 'load_dataset',

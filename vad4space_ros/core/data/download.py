@@ -21,22 +21,22 @@ would land outside the target folder are refused.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 import hashlib
 import json
+from pathlib import Path
 import re
 import shutil
 import tarfile
-import zipfile
-from dataclasses import dataclass
-from pathlib import Path
 from urllib.error import HTTPError, URLError
 from urllib.parse import quote
 from urllib.request import Request, urlopen
+import zipfile
 
 from tqdm import tqdm
 
 from vad4space_ros.core.data import lroc, mastcam
-from vad4space_ros.core.data.samples import IMAGE_SUFFIXES, Dataset, load_dataset
+from vad4space_ros.core.data.samples import Dataset, IMAGE_SUFFIXES, load_dataset
 
 ZENODO_BASE = 'https://zenodo.org'
 RECORDS = {'lroc': 7041842, 'mastcam': 3732485}
@@ -124,7 +124,7 @@ def download_file(remote: RemoteFile, target: Path, progress: bool = True) -> Pa
     digest = md5sum(part)
     if digest != remote.md5:
         part.unlink()
-        raise DownloadError(f'{remote.key}: md5 {digest} does not match the record\'s '
+        raise DownloadError(f"{remote.key}: md5 {digest} does not match the record's "
                             f'{remote.md5}; the partial file was deleted')
     part.replace(target)
     return target

@@ -13,8 +13,8 @@ import csv
 from pathlib import Path
 
 from vad4space_ros.core.data.samples import (
-    ANOMALY, IMAGE_SUFFIXES, NORMAL, Dataset, DatasetError, Sample, keep_readable, list_files,
-    require_root)
+    ANOMALY, Dataset, DatasetError, IMAGE_SUFFIXES, keep_readable, list_files, NORMAL,
+    require_root, Sample)
 
 SPLITS = ('train', 'val', 'test')
 CLASSES = ('none', 'ejecta', 'oldcrater')

@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from vad4space_ros.core.data.samples import (
-    ANOMALY, BANDS_SUFFIX, NORMAL, Dataset, DatasetError, Sample, keep_readable, list_files,
-    require_root)
+    ANOMALY, BANDS_SUFFIX, Dataset, DatasetError, keep_readable, list_files, NORMAL,
+    require_root, Sample)
 
 TILE_SHAPE = (64, 64, 6)
 BAND_FILTERS = ('R1', 'R2', 'R3', 'R4', 'R5', 'R6')

@@ -19,20 +19,21 @@ dataset's own split labels (``train``, ``val``, ``test``):
   training samples are subsampled until the ratio holds; ``Split.notes`` says so. Calibration
   samples stay normal-only in every setting.
 
-Randomness: the test draw uses ``SeedSequence([seed, 0])`` and the contamination draw
+Randomness: the test draw uses ``SeedSequence([seed, 0])``, the contamination draw
 ``SeedSequence([seed, 1])``, over samples sorted by path, so the same seed gives the same
-splits whatever the input order; train and test lists are returned in a seeded shuffled order
-(a replayed stream then interleaves normal and anomalous frames).
+splits whatever the input order; test and train lists are returned shuffled by
+``SeedSequence([seed, 2])`` and ``([seed, 3])`` (a replayed stream then interleaves normal and
+anomalous frames; settings 2 and 3 of one seed give the same test list in the same order).
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
+import logging
 from typing import Sequence
 
 import numpy as np
 
-from vad4space_ros.core.data.samples import ANOMALY, NORMAL, Dataset, Sample
+from vad4space_ros.core.data.samples import ANOMALY, Dataset, NORMAL, Sample
 
 SETTINGS = (1, 2, 3)
 DEFAULT_ANOMALY_RATIO = 0.05
@@ -55,7 +56,7 @@ class Split:
     def part(self, name: str) -> list[Sample]:
         """Return the samples of ``train``, ``test`` or ``calibration``."""
         if name not in ('train', 'test', 'calibration'):
-            raise ValueError(f"unknown split part {name!r}: expected train, test or calibration")
+            raise ValueError(f'unknown split part {name!r}: expected train, test or calibration')
         return getattr(self, name)
 
 
@@ -130,7 +131,8 @@ def make_setting(dataset: Dataset | Sequence[Sample], setting: int, seed: int = 
             kept, contamination = _mix(train_rng, train, pool, anomaly_ratio, 'training set',
                                        notes)
             train = kept + contamination
-    order_rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
-    train = [train[i] for i in order_rng.permutation(len(train))]
-    test = [test[i] for i in order_rng.permutation(len(test))]
+    test_order = np.random.default_rng(np.random.SeedSequence([seed, 2]))
+    train_order = np.random.default_rng(np.random.SeedSequence([seed, 3]))
+    test = [test[i] for i in test_order.permutation(len(test))]
+    train = [train[i] for i in train_order.permutation(len(train))]
     return Split(setting, seed, anomaly_ratio, train, test, calibration, notes)

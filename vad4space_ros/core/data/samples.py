@@ -9,8 +9,8 @@ gives all bands as ``float32`` in ``[0, 1]``.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
+import logging
 from pathlib import Path
 from typing import Iterable, Iterator, Union
 

@@ -7,17 +7,18 @@ Results on them are never results on the real datasets. Every generated root hol
 
 Generation is deterministic: each file gets its own random stream derived from
 ``(seed, split, category, index)``, so the same seed gives identical files in any order.
-``size='small'`` is the quick default for tests and CI; ``size='full'`` matches the real split
+``size='small'`` is the quick default for demos and CI (LROC 456 chips, Mastcam 340 tiles),
+``size='tiny'`` a few dozen files for unit tests; ``size='full'`` matches the real split
 sizes (LROC exactly; Mastcam's typical/novel test counts and training count from the paper,
 with an assumed 1,000 validation tiles and the 430 novel tiles spread over the eight classes).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 import os
+from pathlib import Path
 import shutil
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -25,12 +26,19 @@ from tqdm import tqdm
 
 from vad4space_ros.core.data import lroc, mastcam
 
-SIZES = ('small', 'full')
+SIZES = ('tiny', 'small', 'full')
+LROC_TINY_COUNTS = {
+    'train': {'none': 20, 'ejecta': 2, 'oldcrater': 2},
+    'val': {'none': 5, 'ejecta': 1, 'oldcrater': 1},
+    'test': {'none': 20, 'ejecta': 4, 'oldcrater': 4},
+}
 LROC_SMALL_COUNTS = {
     'train': {'none': 200, 'ejecta': 12, 'oldcrater': 12},
     'val': {'none': 40, 'ejecta': 6, 'oldcrater': 6},
     'test': {'none': 100, 'ejecta': 40, 'oldcrater': 40},
 }
+MASTCAM_TINY_TYPICAL = {'train': 20, 'val': 5, 'test': 20}
+MASTCAM_TINY_NOVEL_PER_CLASS = 2
 MASTCAM_SMALL_TYPICAL = {'train': 200, 'val': 40, 'test': 100}
 MASTCAM_SMALL_NOVEL_PER_CLASS = 10
 MASTCAM_FULL_TYPICAL = {'train': 9302, 'val': 1000, 'test': 426}
@@ -43,7 +51,7 @@ class GenerationReport:
 
     root: Path
     files: int
-    bytes: int
+    size_bytes: int
     seconds: float
 
 
@@ -69,7 +77,8 @@ def file_rng(seed: int, *keys: str | int) -> np.random.Generator:
 
 
 def _jobs_lroc(size: str) -> list[tuple[str, str, int]]:
-    counts = LROC_SMALL_COUNTS if size == 'small' else lroc.REAL_COUNTS
+    counts = {'tiny': LROC_TINY_COUNTS, 'small': LROC_SMALL_COUNTS,
+              'full': lroc.REAL_COUNTS}[size]
     return [(split, category, index)
             for split in lroc.SPLITS for category in lroc.CLASSES
             for index in range(counts[split][category])]
@@ -77,14 +86,17 @@ def _jobs_lroc(size: str) -> list[tuple[str, str, int]]:
 
 def mastcam_novel_counts(size: str) -> dict[str, int]:
     """Return the number of generated novel tiles per class for ``size``."""
-    if size == 'small':
-        return {name: MASTCAM_SMALL_NOVEL_PER_CLASS for name in mastcam.NOVEL_CLASSES}
+    if size in ('tiny', 'small'):
+        per_class = MASTCAM_TINY_NOVEL_PER_CLASS if size == 'tiny' else (
+            MASTCAM_SMALL_NOVEL_PER_CLASS)
+        return {name: per_class for name in mastcam.NOVEL_CLASSES}
     base, extra = divmod(MASTCAM_FULL_NOVEL_TOTAL, len(mastcam.NOVEL_CLASSES))
     return {name: base + (1 if i < extra else 0) for i, name in enumerate(mastcam.NOVEL_CLASSES)}
 
 
 def _jobs_mastcam(size: str) -> list[tuple[str, str, int]]:
-    typical = MASTCAM_SMALL_TYPICAL if size == 'small' else MASTCAM_FULL_TYPICAL
+    typical = {'tiny': MASTCAM_TINY_TYPICAL, 'small': MASTCAM_SMALL_TYPICAL,
+               'full': MASTCAM_FULL_TYPICAL}[size]
     jobs = [(split, mastcam.TYPICAL_CATEGORY, index)
             for split, count in typical.items() for index in range(count)]
     jobs += [('test', category, index)

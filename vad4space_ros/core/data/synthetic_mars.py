@@ -12,9 +12,10 @@ sensor noise, rounded to integers like the real tiles.
   ``dump-pile`` a smooth mound of grey powder, ``broken-rock`` faceted fresh rock with cracks,
   ``float`` a lone rock of another lithology (pyroxene-like 908-937 nm dip) with a cast
   shadow, ``bedrock`` a laminated outcrop.
-* Subtle anomalies: ``SUBTLE_FRACTION`` of the ``veins`` and ``meteorite`` tiles match their
-  background in the RGB-view bands (447/527/805 nm) and differ only in 908/937/1013 nm, so
-  only a 6-band method can see them.
+* Subtle anomalies: ``SUBTLE_FRACTION`` of the ``veins`` and ``meteorite`` tiles differ only
+  in 908/937/1013 nm: a subtle vein leaves the RGB-view bands (447/527/805 nm) untouched and
+  lowers the NIR bands along its lines; a subtle meteorite is a rock-coloured boulder of
+  ordinary size with the meteorite's rising NIR slope. Only a 6-band method can see them.
 """
 from __future__ import annotations
 
@@ -104,23 +105,23 @@ def _line_mask(rng: np.random.Generator, width: float) -> np.ndarray:
 
 
 def _match_visible(feature: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """Return a spectrum equal to the background in the RGB-view bands and ``feature``'s NIR shape.
-
-    The NIR bands keep the feature's NIR/805 nm ratios, scaled to the background's 805 nm value.
-    """
+    """Return ``background`` in the visible bands with ``feature``'s NIR/805 nm ratios."""
     result = background.copy()
     result[NIR] = feature[NIR] / feature[2] * background[2]
     return result
 
 
 def _veins(rng, cube, height, subtle):
-    background = cube[SIZE // 2, SIZE // 2].copy()
     spectrum = _spectrum(rng, 'vein')
-    if subtle:
-        spectrum = _match_visible(spectrum, background)
-    mask = sum(_line_mask(rng, rng.uniform(1.0, 3.0)) for _ in range(rng.integers(1, 4)))
+    mask = np.clip(sum(_line_mask(rng, rng.uniform(1.0, 3.0))
+                       for _ in range(rng.integers(1, 4))), 0, 1)
+    if subtle:  # keep the visible bands, give the NIR bands the vein's NIR/805 nm shape
+        soil = np.asarray(SPECTRA['soil'])
+        gain = (spectrum[NIR] / spectrum[2]) / (soil[NIR] / soil[2])
+        cube[..., NIR] *= 1.0 + mask[..., None] * (gain - 1.0)
+        return
     _paint(cube, mask, spectrum)
-    height += 0.4 * np.clip(mask, 0, 1)
+    height += 0.4 * mask
 
 
 def _meteorite(rng, cube, height, subtle):

@@ -1,0 +1,99 @@
+"""Benchmark bags written with rosbags: round trip, both storages, bad bags."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rosbags.rosbag2 import Reader, Writer
+
+from vad4space_ros.cli import main
+from vad4space_ros.core import bags
+from vad4space_ros.core.data import load_bands, load_dataset, load_rgb, synthetic
+from vad4space_ros.core.data.protocols import make_setting
+
+
+@pytest.fixture(scope='module')
+def mastcam_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp('mastcam')
+    synthetic.generate('mastcam', root, seed=5, size='tiny', progress=False)
+    return root
+
+
+@pytest.mark.parametrize('storage', ['sqlite3', 'mcap'])
+def test_round_trip_keeps_pixels_labels_and_stamps(mastcam_root, tmp_path, storage):
+    samples = make_setting(load_dataset('mastcam', mastcam_root), 1, seed=0).test
+    bag = tmp_path / 'bag'
+    report = bags.write_benchmark_bag(samples, bag, dataset='mastcam', rate_hz=4.0,
+                                      storage=storage, progress=False)
+    assert report.frames == len(samples) and report.skipped == []
+    frames = list(bags.read_benchmark_bag(bag))
+    assert len(frames) == len(samples)
+    for index, (frame, sample) in enumerate(zip(frames, samples)):
+        assert frame.stamp_ns == bags.DEFAULT_START_NS + index * 250_000_000
+        assert np.array_equal(frame.image, load_rgb(sample))
+        assert frame.label == {'label': str(sample.label), 'category': sample.category,
+                               'source': sample.path.name, 'split': 'test',
+                               'index': str(index)}
+    with Reader(bag) as reader:
+        assert {c.topic: c.msgtype for c in reader.connections} == {
+            bags.IMAGE_TOPIC: bags.IMAGE_TYPE, bags.LABEL_TOPIC: bags.LABEL_TYPE}
+        assert reader.message_count == 2 * len(samples)
+        for connection, timestamp, raw in reader.messages():
+            msg = bags.TYPESTORE.deserialize_cdr(raw, connection.msgtype)
+            assert timestamp == msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+
+
+def test_six_band_topic_round_trips_as_32fc6(mastcam_root, tmp_path):
+    samples = load_dataset('mastcam', mastcam_root).select(split='test')[:3]
+    bag = tmp_path / 'bands'
+    bags.write_benchmark_bag(samples, bag, bands_topic=bags.BANDS_TOPIC, progress=False)
+    with Reader(bag) as reader:
+        wanted = [c for c in reader.connections if c.topic == bags.BANDS_TOPIC]
+        decoded = [bags.TYPESTORE.deserialize_cdr(raw, c.msgtype)
+                   for c, _, raw in reader.messages(connections=wanted)]
+    assert [m.encoding for m in decoded] == ['32FC6'] * 3
+    assert decoded[0].step == 64 * 6 * 4
+    for msg, sample in zip(decoded, samples):
+        assert np.array_equal(bags.image_msg_to_array(msg), load_bands(sample))
+    assert len(list(bags.read_benchmark_bag(bag))) == 3  # the extra topic is ignored
+
+
+def test_bag_without_label_topic_names_what_it_has(tmp_path):
+    bag = tmp_path / 'images_only'
+    with Writer(bag, version=8) as writer:
+        connection = writer.add_connection('/cam/image', bags.IMAGE_TYPE,
+                                           typestore=bags.TYPESTORE)
+        image = np.zeros((4, 4, 3), np.uint8)
+        writer.write(connection, 1, bags.TYPESTORE.serialize_cdr(
+            bags.array_to_image_msg(image, 1, 'cam'), bags.IMAGE_TYPE))
+    with pytest.raises(bags.BagError, match=r"/camera/image_raw.*has \['/cam/image"):
+        list(bags.read_benchmark_bag(bag))
+
+
+def test_unreadable_sample_is_skipped_and_stamps_stay_even(mastcam_root, tmp_path):
+    samples = load_dataset('mastcam', mastcam_root).select(split='val')[:3]
+    broken = tmp_path / 'broken.npy'
+    broken.write_bytes(b'garbage')
+    samples.insert(1, type(samples[0])(broken, 0, 'typical', 'val'))
+    report = bags.write_benchmark_bag(samples, tmp_path / 'bag', rate_hz=10, progress=False)
+    assert report.frames == 3 and [p for p, _ in report.skipped] == [broken]
+    stamps = [f.stamp_ns for f in bags.read_benchmark_bag(tmp_path / 'bag')]
+    assert np.diff(stamps).tolist() == [100_000_000, 100_000_000]
+
+
+def test_existing_bag_path_is_refused(tmp_path):
+    (tmp_path / 'bag').mkdir()
+    with pytest.raises(bags.BagError, match='exists already'):
+        bags.write_benchmark_bag([], tmp_path / 'bag', progress=False)
+
+
+def test_cli_bag_make_writes_the_requested_setting(mastcam_root, tmp_path, capsys):
+    out = tmp_path / 'cli_bag'
+    assert main(['bag', 'make', 'mastcam', '--setting', '2', '--root', str(mastcam_root),
+                 '--out', str(out), '--storage', 'mcap', '--seed', '4']) == 0
+    expected = make_setting(load_dataset('mastcam', mastcam_root), 2, seed=4).test
+    frames = list(bags.read_benchmark_bag(out))
+    assert [f.label['source'] for f in frames] == [s.path.name for s in expected]
+    assert sum(int(f.label['label']) for f in frames) == sum(s.label for s in expected) == 1
+    assert main(['bag', 'make', 'mastcam', '--setting', '2', '--root', str(mastcam_root),
+                 '--out', str(out)]) == 2
+    assert 'exists already' in capsys.readouterr().err
