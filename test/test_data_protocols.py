@@ -8,7 +8,7 @@ from vad4space_ros.core.data.protocols import anomaly_count, make_setting
 
 
 def _lroc_like() -> list[Sample]:
-    """Samples with the real LROC split sizes (no files are needed to build settings)."""
+    """Return samples with the real LROC split sizes (settings need no files)."""
     return [Sample(Path(f'/lroc/{split}/{category}/{i}.jpg'), int(category != 'none'),
                    category, split)
             for split, per_class in lroc.REAL_COUNTS.items()

@@ -14,8 +14,8 @@ def test_generated_tree_loads_with_the_real_layout_loader(tmp_path, dataset):
     report = synthetic.generate(dataset, tmp_path / dataset, seed=1, size='tiny',
                                 progress=False)
     loaded = load_dataset(dataset, tmp_path / dataset)
-    assert loaded.skipped == [] and 'SYNTHETIC' in (tmp_path / dataset / 'SYNTHETIC.md'
-                                                   ).read_text()
+    assert loaded.skipped == []
+    assert 'SYNTHETIC' in (tmp_path / dataset / 'SYNTHETIC.md').read_text()
     if dataset == 'lroc':
         expected = {(split, category): count
                     for split, counts in synthetic.LROC_TINY_COUNTS.items()
