@@ -319,6 +319,33 @@ class RosTestNode:
         self.spin_until(lambda: node_name in self.node.get_node_names(), timeout, process,
                         what=f'node {node_name}')
 
+    def publish_until_answered(self, publisher: Any, message: Any,
+                               collectors: Sequence[MessageCollector],
+                               timeout: float = DISCOVERY_TIMEOUT, period: float = 0.5,
+                               process: NodeProcess | None = None) -> int:
+        """Publish ``message`` every ``period`` s until each collector got a message.
+
+        Discovery is asymmetric: a publisher may count a subscription as matched before the
+        remote reader has matched it back, so the first messages can be lost. Use this as a
+        handshake before the real test traffic; return how many times it published.
+        """
+        self.wait_for_subscribers(publisher, timeout=timeout, process=process)
+        deadline = time.monotonic() + timeout
+        published = 0
+        while not all(collector.messages for collector in collectors):
+            if time.monotonic() > deadline:
+                silent = [c.topic for c in collectors if not c.messages]
+                raise AssertionError(f'no answer on {silent} after {published} message(s) '
+                                     f'on {publisher.topic_name}')
+            publisher.publish(message)
+            published += 1
+            end = min(time.monotonic() + period, deadline)
+            while time.monotonic() < end and not all(c.messages for c in collectors):
+                if process is not None:
+                    process.assert_alive()
+                self.spin_once()
+        return published
+
     def collect(self, msg_type: type, topic: str, qos: Any = 10) -> MessageCollector:
         """Subscribe to ``topic`` and return the collector that stores its messages."""
         return MessageCollector(self, msg_type, topic, qos)

@@ -1,0 +1,65 @@
+"""Conversions between ROS messages and the ROS-free core types.
+
+- ``sensor_msgs/Image`` <-> :class:`~vad4space_ros.core.image_encoding.RawImage`;
+- :class:`~vad4space_ros.core.records.DetectionRecord` <-> ``diagnostic_msgs/DiagnosticArray``
+  (the ``~/detection`` wire form: one status named ``vad4space/detection``, level OK = normal,
+  WARN = anomaly, hardware_id = model id, message ``anomaly``/``normal``, values = the record's
+  key/value pairs);
+- the detector's score as ``geometry_msgs/PointStamped`` (x = calibrated score, y = raw score,
+  z = threshold; a stamped standard type, so no custom interface package is needed).
+"""
+from __future__ import annotations
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PointStamped
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from vad4space_ros.core.image_encoding import RawImage
+from vad4space_ros.core.records import DetectionRecord, RECORD_NAME, RecordError
+
+
+def image_msg_to_raw(msg: Image) -> RawImage:
+    """Describe an Image message as RawImage (the data buffer is shared, not copied)."""
+    return RawImage(height=int(msg.height), width=int(msg.width), encoding=msg.encoding,
+                    is_bigendian=bool(msg.is_bigendian), step=int(msg.step),
+                    data=memoryview(msg.data).cast('B'))
+
+
+def raw_to_image_msg(raw: RawImage, header: Header) -> Image:
+    """Build an Image message with the given header."""
+    msg = Image(header=header, height=raw.height, width=raw.width, encoding=raw.encoding,
+                is_bigendian=int(raw.is_bigendian), step=raw.step)
+    msg.data = bytes(raw.data)
+    return msg
+
+
+def stamp_to_ns(header: Header) -> int:
+    """Return a header stamp in nanoseconds."""
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def score_msg(header: Header, score: float, raw_score: float, threshold: float) -> PointStamped:
+    """Pack a score into PointStamped (x = score, y = raw score, z = threshold)."""
+    msg = PointStamped(header=header)
+    msg.point.x, msg.point.y, msg.point.z = float(score), float(raw_score), float(threshold)
+    return msg
+
+
+def record_to_msg(record: DetectionRecord, header: Header) -> DiagnosticArray:
+    """Wrap a detection record in the ``~/detection`` DiagnosticArray."""
+    status = DiagnosticStatus(
+        level=DiagnosticStatus.WARN if record.is_anomaly else DiagnosticStatus.OK,
+        name=RECORD_NAME, hardware_id=record.model_id,
+        message='anomaly' if record.is_anomaly else 'normal',
+        values=[KeyValue(key=key, value=value) for key, value in record.to_key_values()])
+    return DiagnosticArray(header=header, status=[status])
+
+
+def msg_to_record(msg: DiagnosticArray) -> DetectionRecord:
+    """Read the detection record of a ``~/detection`` message; raise RecordError if absent."""
+    for status in msg.status:
+        if status.name == RECORD_NAME:
+            return DetectionRecord.from_key_values(
+                [(pair.key, pair.value) for pair in status.values])
+    raise RecordError(f'DiagnosticArray has no {RECORD_NAME!r} status')
