@@ -1,0 +1,11 @@
+"""Prioritized, bandwidth-budgeted, redundancy-aware and crash-safe downlink queue (ROS-free).
+
+- :mod:`.policy`: every policy knob with its default and description (the node declares them as
+  ROS parameters; ``config/downlink.yaml`` sets them).
+- :mod:`.store`: the SQLite (WAL) store: items, passes and the release outbox.
+- :mod:`.ranking`: priority = calibrated score with DEMUD-like redundancy suppression.
+- :mod:`.selection`: 0/1 (multiple-choice) knapsack that picks what a pass carries.
+- :mod:`.downlink_queue`: :class:`DownlinkQueue` ties them together (accept, evict, expire,
+  pass) and documents the delivery semantics.
+- :mod:`.sizing`: product/thumbnail byte estimates from image arrays.
+"""

@@ -1,0 +1,409 @@
+"""SQLite (WAL) store of the downlink queue: items, passes and the release outbox.
+
+Durability: ``journal_mode=WAL``. ``synchronous=FULL`` (default) fsyncs the WAL at every
+commit, so a committed acceptance or release survives a process kill *and* a power loss.
+``NORMAL`` skips that fsync: still safe against a killed process (committed pages are in the
+WAL file, which the OS keeps), but the last commits can roll back on power loss or an OS crash,
+so an item the node counted as accepted could vanish; use it only where that is acceptable.
+
+Only one process may write a store: :meth:`DownlinkStore.connect` takes an exclusive ``flock`` on
+``<database>.lock`` (released by the OS when the process dies, even on SIGKILL). Readers
+(``vad4space queue show``) open the database read-only and need no lock.
+
+Tables: ``items`` (one row per accepted detection; ``state`` queued/released/evicted/expired),
+``passes`` (one row per bandwidth pass) and ``releases`` (the outbox: one row per released
+product, ``UNIQUE(item_id, product)`` so no product can be released twice; ``sent_ns`` is set
+once the downlink consumer acknowledged it).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+import fcntl
+import os
+from pathlib import Path
+import sqlite3
+
+import numpy as np
+
+APPLICATION_ID = 0x56344453  # 'V4DS': marks a database as a vad4space downlink store
+SCHEMA_VERSION = 1
+SYNCHRONOUS_MODES = ('FULL', 'NORMAL')
+QUEUED, RELEASED, EVICTED, EXPIRED = 'queued', 'released', 'evicted', 'expired'
+FULL_PRODUCT, THUMBNAIL = 'full', 'thumbnail'
+
+SCHEMA = f"""
+CREATE TABLE items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    frame_id TEXT NOT NULL,
+    stamp_ns INTEGER NOT NULL,
+    score REAL NOT NULL,
+    is_anomaly INTEGER NOT NULL,
+    method TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    embedding BLOB NOT NULL,
+    product_bytes INTEGER NOT NULL,
+    thumbnail_bytes INTEGER NOT NULL,
+    accepted_ns INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT '{QUEUED}'
+        CHECK (state IN ('{QUEUED}', '{RELEASED}', '{EVICTED}', '{EXPIRED}')),
+    state_ns INTEGER,
+    UNIQUE (frame_id, stamp_ns)
+);
+CREATE INDEX items_by_state_score ON items (state, score);
+CREATE INDEX items_by_state_age ON items (state, accepted_ns);
+CREATE TABLE passes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    budget_bytes INTEGER NOT NULL,
+    used_bytes INTEGER NOT NULL,
+    products INTEGER NOT NULL,
+    created_ns INTEGER NOT NULL
+);
+CREATE TABLE releases (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id INTEGER NOT NULL REFERENCES items (id),
+    pass_id INTEGER NOT NULL REFERENCES passes (id),
+    position INTEGER NOT NULL,
+    product TEXT NOT NULL CHECK (product IN ('{FULL_PRODUCT}', '{THUMBNAIL}')),
+    bytes INTEGER NOT NULL,
+    priority REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    sent_ns INTEGER,
+    UNIQUE (item_id, product)
+);
+CREATE INDEX releases_unsent ON releases (pass_id, position) WHERE sent_ns IS NULL;
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class StoreError(ValueError):
+    """The database cannot be used as a downlink store (corrupt, foreign, read-only, locked)."""
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """A queued item as the ranking needs it."""
+
+    item_id: int
+    frame_id: str
+    stamp_ns: int
+    score: float
+    is_anomaly: bool
+    embedding: np.ndarray
+    product_bytes: int
+    thumbnail_bytes: int
+    thumbnail_sent: bool
+    accepted_ns: int
+
+
+@dataclass(frozen=True)
+class Release:
+    """One row of the outbox joined with its item."""
+
+    release_id: int
+    item_id: int
+    pass_id: int
+    position: int
+    product: str
+    size: int
+    priority: float
+    attempts: int
+    frame_id: str
+    stamp_ns: int
+    score: float
+    is_anomaly: bool
+    model_id: str
+    method: str
+
+
+def encode_embedding(embedding: np.ndarray) -> bytes:
+    """Store embeddings as float16 (half the space; cosine similarity is unaffected)."""
+    return np.asarray(embedding, dtype=np.float16).ravel().tobytes()
+
+
+def decode_embedding(blob: bytes) -> np.ndarray:
+    """Inverse of :func:`encode_embedding` (float32)."""
+    return np.frombuffer(blob, dtype=np.float16).astype(np.float32)
+
+
+ITEM_COLUMNS = ('items.id, frame_id, stamp_ns, score, is_anomaly, embedding, product_bytes, '
+                'thumbnail_bytes, EXISTS (SELECT 1 FROM releases r WHERE r.item_id = items.id '
+                f"AND r.product = '{THUMBNAIL}'), accepted_ns")
+RELEASE_COLUMNS = ('r.id, r.item_id, r.pass_id, r.position, r.product, r.bytes, r.priority, '
+                   'r.attempts, i.frame_id, i.stamp_ns, i.score, i.is_anomaly, i.model_id, '
+                   'i.method')
+
+
+def _item(row: Sequence) -> StoredItem:
+    return StoredItem(int(row[0]), row[1], int(row[2]), float(row[3]), bool(row[4]),
+                      decode_embedding(row[5]), int(row[6]), int(row[7]), bool(row[8]),
+                      int(row[9]))
+
+
+def _release(row: Sequence) -> Release:
+    return Release(*row[:10], float(row[10]), bool(row[11]), row[12], row[13])
+
+
+class DownlinkStore:
+    """Connection to one downlink database; all writes go through :meth:`transaction`."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path, lock_handle=None) -> None:
+        """Wrap an open connection (use :meth:`connect` or :meth:`connect_read_only`)."""
+        self.connection = connection
+        self.path = path
+        self._lock_handle = lock_handle
+
+    @classmethod
+    def connect(cls, path: str | os.PathLike, synchronous: str = 'FULL') -> 'DownlinkStore':
+        """Open (creating if needed) a store for writing; raise StoreError if unusable."""
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise StoreError(
+                f'synchronous must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}')
+        path = Path(path).expanduser()
+        if not path.parent.is_dir():
+            raise StoreError(f'directory of database {path} does not exist')
+        if path.exists() and not path.is_file():
+            raise StoreError(f'database path {path} is not a file')
+        lock_handle = cls._lock(path)
+        try:
+            connection = sqlite3.connect(str(path), isolation_level=None, timeout=5.0,
+                                         check_same_thread=False)
+            store = cls(connection, path, lock_handle)
+            store._prepare(synchronous)
+        except sqlite3.Error as error:
+            lock_handle.close()
+            raise StoreError(f'database {path} is not usable: {error}') from None
+        except StoreError:
+            lock_handle.close()
+            raise
+        return store
+
+    @staticmethod
+    def _lock(path: Path):
+        lock_path = path.with_name(path.name + '.lock')
+        try:
+            handle = open(lock_path, 'a+')
+        except OSError as error:
+            raise StoreError(f'cannot create lock file {lock_path}: {error}') from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise StoreError(f'database {path} is in use by another downlink process '
+                             f'(lock {lock_path} is held)') from None
+        return handle
+
+    def _prepare(self, synchronous: str) -> None:
+        """Check the file is ours (or empty), create the schema, verify it is writable."""
+        execute = self.connection.execute
+        application_id = execute('PRAGMA application_id').fetchone()[0]
+        tables = execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        if tables and application_id != APPLICATION_ID:
+            raise StoreError(f'database {self.path} is not a vad4space downlink queue '
+                             f'(application_id {application_id:#x}, {tables} foreign tables)')
+        if execute('PRAGMA journal_mode=WAL').fetchone()[0].lower() != 'wal':
+            raise StoreError(f'database {self.path} cannot use WAL journaling')
+        execute(f'PRAGMA synchronous={synchronous}')
+        execute('PRAGMA foreign_keys=ON')
+        with self.transaction():  # also proves the file is writable (BEGIN IMMEDIATE + write)
+            if not tables:
+                for statement in SCHEMA.split(';'):
+                    if statement.strip():
+                        execute(statement)
+                execute(f'PRAGMA application_id={APPLICATION_ID}')
+                execute(f'PRAGMA user_version={SCHEMA_VERSION}')
+            version = execute('PRAGMA user_version').fetchone()[0]
+            if version != SCHEMA_VERSION:
+                raise StoreError(f'database {self.path} has schema version {version}, '
+                                 f'this version of vad4space reads {SCHEMA_VERSION}')
+            execute("INSERT OR REPLACE INTO meta VALUES ('opened_by_pid', ?)", (str(os.getpid()),))
+        check = execute('PRAGMA quick_check').fetchone()[0]
+        if check != 'ok':
+            raise StoreError(f'database {self.path} failed its integrity check: {check}')
+
+    @classmethod
+    def connect_read_only(cls, path: str | os.PathLike) -> 'DownlinkStore':
+        """Open an existing store for reading (no lock; safe while a node writes)."""
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f'no downlink database at {path}')
+        try:
+            connection = sqlite3.connect(f'file:{path}?mode=ro', uri=True, isolation_level=None,
+                                         timeout=5.0)
+            application_id = connection.execute('PRAGMA application_id').fetchone()[0]
+        except sqlite3.Error as error:
+            raise StoreError(f'database {path} is not usable: {error}') from None
+        if application_id != APPLICATION_ID:
+            raise StoreError(f'database {path} is not a vad4space downlink queue')
+        return cls(connection, path)
+
+    def close(self) -> None:
+        """Close the connection and release the writer lock."""
+        self.connection.close()
+        if self._lock_handle is not None:
+            self._lock_handle.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run a block in one IMMEDIATE transaction: committed on success, rolled back on error."""
+        self.connection.execute('BEGIN IMMEDIATE')
+        try:
+            yield self.connection
+        except BaseException:
+            self.connection.execute('ROLLBACK')
+            raise
+        self.connection.execute('COMMIT')
+
+    # --- meta -------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        """Return a meta value or None."""
+        row = self.connection.execute('SELECT value FROM meta WHERE key = ?', (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a meta value (inside the caller's transaction if any)."""
+        self.connection.execute('INSERT OR REPLACE INTO meta VALUES (?, ?)', (key, value))
+
+    # --- items ------------------------------------------------------------------------------
+    def insert_item(self, frame_id: str, stamp_ns: int, score: float, is_anomaly: bool,
+                    method: str, model_id: str, embedding: np.ndarray, product_bytes: int,
+                    thumbnail_bytes: int, accepted_ns: int) -> int | None:
+        """Insert an item; return its id, or None if (frame_id, stamp_ns) is already stored."""
+        cursor = self.connection.execute(
+            'INSERT OR IGNORE INTO items (frame_id, stamp_ns, score, is_anomaly, method, '
+            'model_id, embedding, product_bytes, thumbnail_bytes, accepted_ns) '
+            'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+            (frame_id, stamp_ns, score, int(is_anomaly), method, model_id,
+             encode_embedding(embedding), product_bytes, thumbnail_bytes, accepted_ns))
+        return cursor.lastrowid if cursor.rowcount == 1 else None
+
+    def update_sizes(self, frame_id: str, stamp_ns: int, product_bytes: int | None,
+                     thumbnail_bytes: int | None) -> int:
+        """Set the byte estimates of a queued item; return the number of rows changed."""
+        cursor = self.connection.execute(
+            'UPDATE items SET product_bytes = coalesce(?, product_bytes), '
+            'thumbnail_bytes = coalesce(?, thumbnail_bytes) '
+            'WHERE frame_id = ? AND stamp_ns = ? AND state = ?',
+            (product_bytes, thumbnail_bytes, frame_id, stamp_ns, QUEUED))
+        return cursor.rowcount
+
+    def queued_totals(self) -> tuple[int, int]:
+        """Return (number of queued items, their total estimated product bytes)."""
+        count, total = self.connection.execute(
+            'SELECT count(*), coalesce(sum(product_bytes), 0) FROM items WHERE state = ?',
+            (QUEUED,)).fetchone()
+        return int(count), int(total)
+
+    def top_queued(self, limit: int, offset: int = 0) -> list[StoredItem]:
+        """Queued items with the highest scores (ties: newest first), skipping ``offset``."""
+        rows = self.connection.execute(
+            f'SELECT {ITEM_COLUMNS} FROM items WHERE state = ? ORDER BY score DESC, id DESC '
+            'LIMIT ? OFFSET ?', (QUEUED, limit, offset)).fetchall()
+        return [_item(row) for row in rows]
+
+    def bottom_queued(self, limit: int) -> list[StoredItem]:
+        """Queued items with the lowest scores (ties: oldest first)."""
+        rows = self.connection.execute(
+            f'SELECT {ITEM_COLUMNS} FROM items WHERE state = ? ORDER BY score ASC, id ASC '
+            'LIMIT ?', (QUEUED, limit)).fetchall()
+        return [_item(row) for row in rows]
+
+    def set_state(self, item_ids: Sequence[int], state: str, now_ns: int) -> None:
+        """Move queued items to another state."""
+        self.connection.executemany(
+            'UPDATE items SET state = ?, state_ns = ? WHERE id = ? AND state = ?',
+            [(state, now_ns, item_id, QUEUED) for item_id in item_ids])
+
+    def expire_before(self, cutoff_ns: int, now_ns: int) -> list[int]:
+        """Mark queued items accepted before ``cutoff_ns`` expired; return their ids."""
+        ids = [row[0] for row in self.connection.execute(
+            'SELECT id FROM items WHERE state = ? AND accepted_ns < ? ORDER BY id',
+            (QUEUED, cutoff_ns))]
+        self.set_state(ids, EXPIRED, now_ns)
+        return ids
+
+    def count_by_state(self) -> dict[str, int]:
+        """Return {state: number of items}."""
+        counts = dict.fromkeys((QUEUED, RELEASED, EVICTED, EXPIRED), 0)
+        counts.update(self.connection.execute(
+            'SELECT state, count(*) FROM items GROUP BY state').fetchall())
+        return counts
+
+    def items_in_state(self, state: str) -> list[int]:
+        """Ids of items in ``state`` (ascending)."""
+        return [row[0] for row in self.connection.execute(
+            'SELECT id FROM items WHERE state = ? ORDER BY id', (state,))]
+
+    def released_embeddings(self, limit: int) -> list[np.ndarray]:
+        """Embeddings of the ``limit`` most recently released full products."""
+        if limit <= 0:
+            return []
+        rows = self.connection.execute(
+            'SELECT i.embedding FROM releases r JOIN items i ON i.id = r.item_id '
+            'WHERE r.product = ? ORDER BY r.id DESC LIMIT ?', (FULL_PRODUCT, limit)).fetchall()
+        return [decode_embedding(row[0]) for row in rows]
+
+    def released_item_ids(self, limit: int) -> list[int]:
+        """Item ids matching :meth:`released_embeddings` (same order)."""
+        if limit <= 0:
+            return []
+        return [row[0] for row in self.connection.execute(
+            'SELECT item_id FROM releases WHERE product = ? ORDER BY id DESC LIMIT ?',
+            (FULL_PRODUCT, limit))]
+
+    # --- passes and the outbox -------------------------------------------------------------
+    def insert_pass(self, budget_bytes: int, now_ns: int) -> int:
+        """Record a pass (inside the caller's transaction); return its id."""
+        return self.connection.execute(
+            'INSERT INTO passes (budget_bytes, used_bytes, products, created_ns) '
+            'VALUES (?, 0, 0, ?)', (budget_bytes, now_ns)).lastrowid
+
+    def finish_pass(self, pass_id: int, used_bytes: int, products: int) -> None:
+        """Store what a pass released (inside the caller's transaction)."""
+        self.connection.execute('UPDATE passes SET used_bytes = ?, products = ? WHERE id = ?',
+                                (used_bytes, products, pass_id))
+
+    def insert_release(self, item_id: int, pass_id: int, position: int, product: str,
+                       size: int, priority: float) -> None:
+        """Put a product in the outbox (raises sqlite3.IntegrityError if already released)."""
+        self.connection.execute(
+            'INSERT INTO releases (item_id, pass_id, position, product, bytes, priority) '
+            'VALUES (?, ?, ?, ?, ?, ?)', (item_id, pass_id, position, product, size, priority))
+
+    def outbox(self, limit: int = -1) -> list[Release]:
+        """Released products not yet acknowledged, in release order."""
+        rows = self.connection.execute(
+            f'SELECT {RELEASE_COLUMNS} FROM releases r JOIN items i ON i.id = r.item_id '
+            'WHERE r.sent_ns IS NULL ORDER BY r.pass_id, r.position LIMIT ?',
+            (limit,)).fetchall()
+        return [_release(row) for row in rows]
+
+    def outbox_size(self) -> int:
+        """Return the number of released products not yet acknowledged."""
+        return self.connection.execute(
+            'SELECT count(*) FROM releases WHERE sent_ns IS NULL').fetchone()[0]
+
+    def releases(self) -> list[Release]:
+        """Every released product (sent or not), in release order."""
+        rows = self.connection.execute(
+            f'SELECT {RELEASE_COLUMNS} FROM releases r JOIN items i ON i.id = r.item_id '
+            'ORDER BY r.pass_id, r.position').fetchall()
+        return [_release(row) for row in rows]
+
+    def count_attempt(self, release_ids: Sequence[int]) -> None:
+        """Count one more publication attempt of these releases."""
+        self.connection.executemany('UPDATE releases SET attempts = attempts + 1 WHERE id = ?',
+                                    [(release_id,) for release_id in release_ids])
+
+    def mark_sent(self, release_ids: Sequence[int], now_ns: int) -> None:
+        """Mark releases acknowledged by the downlink consumer."""
+        self.connection.executemany(
+            'UPDATE releases SET sent_ns = ? WHERE id = ? AND sent_ns IS NULL',
+            [(now_ns, release_id) for release_id in release_ids])
+
+    def pass_summary(self) -> tuple[int, int, int, int] | None:
+        """(pass id, budget, used bytes, products) of the latest pass, or None."""
+        return self.connection.execute(
+            'SELECT id, budget_bytes, used_bytes, products FROM passes ORDER BY id DESC '
+            'LIMIT 1').fetchone()
