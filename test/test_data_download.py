@@ -60,6 +60,7 @@ class ZenodoLikeServer:
         self.thread.start()
 
     def close(self):
+        """Stop serving and release the port."""
         self.httpd.shutdown()
         self.httpd.server_close()
 

@@ -58,7 +58,7 @@ def register(subparsers) -> None:
     generate.add_argument('--root', required=True, help='new (or empty) output folder')
     generate.add_argument('--seed', type=int, default=0)
     generate.add_argument('--size', choices=synthetic.SIZES, default='small',
-                          help='tiny: unit tests; small: quick demo set; full: the real split sizes')
+                          help='tiny: unit tests; small: demo set; full: the real split sizes')
     generate.add_argument('--tile-dtype', choices=('float32', 'float64'), default='float32',
                           help='Mastcam tile dtype (the real tiles are float64)')
     generate.set_defaults(func=_generate)
