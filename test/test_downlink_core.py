@@ -47,41 +47,41 @@ def record(frame: int, score: float, embedding: np.ndarray | None = None) -> Det
         latency_ms=1.0, embedding=basis(frame % DIM) if embedding is None else embedding)
 
 
-def greedy_by_value(candidates: list[list[Option]], budget: int) -> float:
+def greedy_by_value(options: list[Option], budget: int) -> float:
     """Total value of the greedy policy: best value first, take it if it still fits."""
     total, remaining = 0.0, budget
-    for option in sorted((opts[0] for opts in candidates), key=lambda o: -o.value):
+    for option in sorted(options, key=lambda o: -o.value):
         if option.size <= remaining:
             total, remaining = total + option.value, remaining - option.size
     return total
 
 
-def greedy_by_density(candidates: list[list[Option]], budget: int) -> float:
+def greedy_by_density(options: list[Option], budget: int) -> float:
     """Total value of the greedy policy by value per byte."""
     total, remaining = 0.0, budget
-    for option in sorted((opts[0] for opts in candidates), key=lambda o: -o.value / o.size):
+    for option in sorted(options, key=lambda o: -o.value / o.size):
         if option.size <= remaining:
             total, remaining = total + option.value, remaining - option.size
     return total
 
 
-def chosen_value(candidates, choices) -> float:
-    """Total value of knapsack choices."""
-    return sum(candidates[c.index][c.option].value for c in choices)
+def chosen_value(options: list[Option], chosen: list[int]) -> float:
+    """Total value of the chosen options."""
+    return sum(options[index].value for index in chosen)
 
 
-def chosen_size(candidates, choices) -> int:
-    """Total bytes of knapsack choices."""
-    return sum(candidates[c.index][c.option].size for c in choices)
+def chosen_size(options: list[Option], chosen: list[int]) -> int:
+    """Total bytes of the chosen options."""
+    return sum(options[index].size for index in chosen)
 
 
 # --- selection --------------------------------------------------------------------------------
 def test_knapsack_beats_greedy_on_constructed_case():
     # One big valuable product vs two medium ones that together fill the pass exactly.
-    candidates = [[Option(600, 7.0)], [Option(500, 5.0)], [Option(500, 5.0)]]
-    choices = knapsack(candidates, budget=1000)
-    assert sorted(c.index for c in choices) == [1, 2]
-    assert chosen_value(candidates, choices) == 10.0
+    candidates = [Option(600, 7.0), Option(500, 5.0), Option(500, 5.0)]
+    chosen = knapsack(candidates, budget=1000)
+    assert chosen == [1, 2]
+    assert chosen_value(candidates, chosen) == 10.0
     assert greedy_by_value(candidates, 1000) == 7.0
     assert greedy_by_density(candidates, 1000) == 7.0
 
@@ -89,31 +89,31 @@ def test_knapsack_beats_greedy_on_constructed_case():
 def test_knapsack_is_optimal_on_random_small_cases():
     rng = np.random.default_rng(1)
     for _ in range(40):
-        count = int(rng.integers(1, 7))
-        candidates = [[Option(int(rng.integers(1, 60)), float(rng.uniform(0, 1)))]
-                      + ([Option(int(rng.integers(1, 10)), float(rng.uniform(0, 0.3)))]
-                         if rng.uniform() < 0.5 else [])
+        count = int(rng.integers(1, 9))
+        candidates = [Option(int(rng.integers(1, 60)), float(rng.uniform(0, 1)))
                       for _ in range(count)]
         budget = int(rng.integers(1, 150))
         best = 0.0
-        for pick in itertools.product(*[range(-1, len(opts)) for opts in candidates]):
-            chosen = [candidates[i][o] for i, o in enumerate(pick) if o >= 0]
+        for pick in itertools.product([False, True], repeat=count):
+            chosen = [option for option, take in zip(candidates, pick) if take]
             if sum(o.size for o in chosen) <= budget:
                 best = max(best, sum(o.value for o in chosen))
-        choices = knapsack(candidates, budget)
-        assert len({c.index for c in choices}) == len(choices)
-        assert chosen_size(candidates, choices) <= budget
-        assert chosen_value(candidates, choices) == pytest.approx(best)
+        chosen = knapsack(candidates, budget)
+        assert chosen == sorted(set(chosen))
+        assert chosen_size(candidates, chosen) <= budget
+        assert chosen_value(candidates, chosen) == pytest.approx(best)
 
 
 def test_knapsack_with_buckets_never_exceeds_budget():
     rng = np.random.default_rng(2)
-    candidates = [[Option(int(rng.integers(10_000, 3_000_000)), float(rng.uniform()))]
+    candidates = [Option(int(rng.integers(10_000, 3_000_000)), float(rng.uniform()))
                   for _ in range(300)]
     for budget in (5_000_001, 33_333_333, 123_456_789):
-        choices = knapsack(candidates, budget, max_buckets=512)
-        assert choices
-        assert chosen_size(candidates, choices) <= budget
+        chosen = knapsack(candidates, budget, max_buckets=512)
+        assert chosen
+        assert chosen_size(candidates, chosen) <= budget
+    # Ten 1 MB products fill a 10 MB pass although 1 MB is not a multiple of the bucket size.
+    assert len(knapsack([Option(1_000_000, 1.0)] * 12, 10_000_000, max_buckets=4096)) == 10
 
 
 # --- ranking ----------------------------------------------------------------------------------
@@ -158,7 +158,7 @@ class Clock:
 
 def open_queue(path: Path, **policy) -> DownlinkQueue:
     """Open a queue with small defaults (no thumbnails unless asked)."""
-    settings = {'thumbnail_value': 0.0, 'default_product_bytes': 100,
+    settings = {'send_thumbnails': False, 'default_product_bytes': 100,
                 'default_thumbnail_bytes': 10}
     settings.update(policy)
     return DownlinkQueue.connect(path, DownlinkPolicy(**settings), synchronous='NORMAL')
@@ -235,15 +235,17 @@ def test_pass_releases_distinct_anomalies_within_budget(tmp_path):
 
 
 def test_pass_sends_thumbnails_when_full_products_do_not_fit(tmp_path):
-    queue = open_queue(tmp_path / 'q.db', thumbnail_value=0.25)
+    queue = open_queue(tmp_path / 'q.db', send_thumbnails=True)
     big = queue.accept(record(1, 0.9), product_bytes=1000, thumbnail_bytes=50).item_id
     small = queue.accept(record(2, 0.6, basis(2)), product_bytes=100).item_id
-    result = queue.run_pass(200)
-    assert [(p.item_id, p.product) for p in result.products] == [(big, THUMBNAIL), (small, 'full')]
-    assert queue.store.items_in_state(QUEUED) == [big]
+    other = queue.accept(record(3, 0.3, basis(3)), product_bytes=500, thumbnail_bytes=60).item_id
+    result = queue.run_pass(200)  # small goes in full; 100 bytes left: big's thumbnail fits
+    assert [(p.item_id, p.product) for p in result.products] == [(small, 'full'), (big, THUMBNAIL)]
+    assert queue.store.items_in_state(QUEUED) == [big, other]
     assert queue.ranked()[0].item.thumbnail_sent
-    follow_up = queue.run_pass(1000)
-    assert [(p.item_id, p.product) for p in follow_up.products] == [(big, 'full')]
+    follow_up = queue.run_pass(1060)
+    assert [(p.item_id, p.product) for p in follow_up.products] == [(big, 'full'),
+                                                                    (other, THUMBNAIL)]
 
 
 def test_outbox_survives_restart_and_counts_attempts(tmp_path):
@@ -282,7 +284,7 @@ def test_interrupted_pass_transaction_releases_nothing(tmp_path):
         'import os, sys\n'
         'from vad4space_ros.core.downlink.downlink_queue import DownlinkQueue\n'
         'from vad4space_ros.core.downlink.policy import DownlinkPolicy\n'
-        'queue = DownlinkQueue.connect(sys.argv[1], DownlinkPolicy(thumbnail_value=0.0))\n'
+        'queue = DownlinkQueue.connect(sys.argv[1], DownlinkPolicy(send_thumbnails=False))\n'
         'queue.store.finish_pass = lambda *a: os._exit(9)\n'  # die inside the pass transaction
         'queue.run_pass(10 ** 9)\n')
     queue = open_queue(path)

@@ -49,7 +49,7 @@ def values(status: DiagnosticStatus) -> dict[str, str]:
 def parameters(database: Path, **overrides) -> dict:
     """Node parameters for a test: small products, no thumbnails, fast publication."""
     settings = {'database': str(database), 'default_product_bytes': 1000,
-                'default_thumbnail_bytes': 100, 'thumbnail_value': 0.0,
+                'default_thumbnail_bytes': 100, 'send_thumbnails': False,
                 'queue_publish_period_s': 0.2, 'synchronous': 'FULL'}
     settings.update(overrides)
     return settings

@@ -216,7 +216,14 @@ class DownlinkQueue:
 
     # --- passes and the outbox --------------------------------------------------------------
     def run_pass(self, budget_bytes: int) -> PassResult:
-        """Release the best set of products that fits ``budget_bytes`` (one transaction)."""
+        """Release the best set of products that fits ``budget_bytes`` (one transaction).
+
+        Rounds of: rank the window, knapsack over its full products (value = priority), release
+        them; the next round ranks what is left (items beyond the window move up). When no
+        further full product fits, the rest of the budget goes to thumbnails of the window's
+        items (knapsack, value = priority) if ``send_thumbnails``. Products are released in
+        rank order within a round.
+        """
         if budget_bytes < 0:
             raise ValueError(f'pass budget must be >= 0 bytes, got {budget_bytes}')
         with self.store.transaction():
@@ -224,44 +231,34 @@ class DownlinkQueue:
             now = self.clock()
             pass_id = self.store.insert_pass(budget_bytes, now)
             remaining, position = budget_bytes, 0
-            thumbnailed: set[int] = set()
             while remaining > 0:
-                window = [entry for entry in self.ranked(self.policy.ranking_window)
-                          if entry.item.item_id not in thumbnailed]
-                choices = knapsack([self._options(entry) for entry in window], remaining,
-                                   self.policy.max_knapsack_buckets)
-                if not choices:
-                    break
-                for choice in choices:
-                    entry = window[choice.index]
-                    product, size, value = self._options_detail(entry)[choice.option]
+                window = self.ranked(self.policy.ranking_window)
+                chosen = knapsack([Option(e.item.product_bytes, e.priority + FILL_VALUE)
+                                   for e in window], remaining, self.policy.max_knapsack_buckets)
+                product = FULL_PRODUCT
+                if not chosen and self.policy.send_thumbnails:
+                    window = [e for e in window if not e.item.thumbnail_sent]
+                    chosen = knapsack([Option(e.item.thumbnail_bytes, e.priority)
+                                       for e in window], remaining,
+                                      self.policy.max_knapsack_buckets)
+                    product = THUMBNAIL
+                for index in chosen:
+                    entry = window[index]
+                    size = (entry.item.product_bytes if product == FULL_PRODUCT
+                            else entry.item.thumbnail_bytes)
                     self.store.insert_release(entry.item.item_id, pass_id, position, product,
                                               size, entry.priority)
                     if product == FULL_PRODUCT:
                         self.store.set_state([entry.item.item_id], RELEASED, now)
-                    else:
-                        thumbnailed.add(entry.item.item_id)
                     position += 1
                     remaining -= size
+                if product == THUMBNAIL or not chosen:
+                    break
             self.store.finish_pass(pass_id, budget_bytes - remaining, position)
             products = tuple(r for r in self.store.outbox() if r.pass_id == pass_id)
         self.queued_count, self.queued_bytes = self.store.queued_totals()
         return PassResult(pass_id, budget_bytes, budget_bytes - remaining, products,
                           tuple(expired))
-
-    def _options_detail(self, entry: RankedItem) -> list[tuple[str, int, float]]:
-        """(product, bytes, value) of each way an item can be sent in a pass."""
-        share = self.policy.thumbnail_value
-        item = entry.item
-        if item.thumbnail_sent:
-            return [(FULL_PRODUCT, item.product_bytes, entry.priority * (1 - share) + FILL_VALUE)]
-        options = [(FULL_PRODUCT, item.product_bytes, entry.priority + FILL_VALUE)]
-        if share > 0:
-            options.append((THUMBNAIL, item.thumbnail_bytes, entry.priority * share))
-        return options
-
-    def _options(self, entry: RankedItem) -> list[Option]:
-        return [Option(size, value) for _, size, value in self._options_detail(entry)]
 
     def outbox(self, limit: int = -1) -> list[Release]:
         """Released products not yet acknowledged, in release order."""

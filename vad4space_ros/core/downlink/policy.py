@@ -45,9 +45,9 @@ class DownlinkPolicy:
         1_000_000, 'Estimated bytes of a full product when no image of the frame was seen.')
     default_thumbnail_bytes: int = knob(
         20_000, 'Estimated bytes of a thumbnail when no image/heatmap of the frame was seen.')
-    thumbnail_value: float = knob(
-        0.25, "Fraction of an item's priority that its thumbnail conveys; the knapsack may "
-        'send a thumbnail instead of the full product, which stays queued. 0 disables.')
+    send_thumbnails: bool = knob(
+        True, 'Spend budget that no further full product fits in on thumbnails of the '
+        'best-ranked items not sent in full (a preview; their full products stay queued).')
     max_knapsack_buckets: int = knob(
         4096, 'Byte budget resolution of the knapsack: bytes are rounded up to multiples of '
         'ceil(budget / max_knapsack_buckets), so the chosen set always fits the budget.')
@@ -64,7 +64,6 @@ class DownlinkPolicy:
             (self.ttl_s >= 0.0, 'ttl_s must be >= 0'),
             (self.default_product_bytes >= 1, 'default_product_bytes must be >= 1'),
             (self.default_thumbnail_bytes >= 1, 'default_thumbnail_bytes must be >= 1'),
-            (0.0 <= self.thumbnail_value < 1.0, 'thumbnail_value must be in [0, 1)'),
             (self.max_knapsack_buckets >= 1, 'max_knapsack_buckets must be >= 1'),
         ]
         for ok, message in checks:

@@ -55,6 +55,9 @@ def similarity_matrix(rows: Sequence[np.ndarray], columns: Sequence[np.ndarray])
 
     Pairs whose lengths differ, or that involve an empty vector, get -inf (never similar).
     """
+    lengths = {len(vector) for vector in rows} | {len(vector) for vector in columns}
+    if len(lengths) == 1 and 0 not in lengths:
+        return _unit_rows(rows) @ _unit_rows(columns).T
     result = np.full((len(rows), len(columns)), -np.inf, dtype=np.float32)
     row_groups: dict[int, list[int]] = {}
     column_groups: dict[int, list[int]] = {}
@@ -92,20 +95,21 @@ def rank(scores: Sequence[float], embeddings: Sequence[np.ndarray],
     gram = similarity_matrix(embeddings, embeddings).astype(np.float64) if count else None
     remaining = np.ones(count, dtype=bool)
     order = np.empty(count, dtype=np.int64)
+    redundancy = redundancy_of(similarity, floor)
+    current = base * (1.0 - weight * redundancy)
     priority = np.zeros(count)
-    redundancy = np.zeros(count)
-    picked_similarity = np.full(count, np.nan)
+    picked_similarity = np.where(np.isfinite(similarity), similarity, np.nan)
     for step in range(count):
-        current = base * (1.0 - weight * redundancy_of(similarity, floor))
-        current[~remaining] = -np.inf
         pick = int(np.argmax(current))
         order[step] = pick
         priority[pick] = current[pick]
-        redundancy[pick] = redundancy_of(similarity[pick], floor)
-        if np.isfinite(similarity[pick]):
-            picked_similarity[pick] = similarity[pick]
+        current[pick] = -np.inf
         remaining[pick] = False
-        closer = remaining & (gram[pick] > similarity)
-        similarity[closer] = gram[pick][closer]
-        similar_to[closer] = pick
+        closer = np.flatnonzero(remaining & (gram[pick] > similarity))
+        if closer.size:
+            similarity[closer] = gram[pick, closer]
+            similar_to[closer] = pick
+            redundancy[closer] = redundancy_of(similarity[closer], floor)
+            current[closer] = base[closer] * (1.0 - weight * redundancy[closer])
+            picked_similarity[closer] = similarity[closer]
     return Ranking(order, priority, redundancy, picked_similarity, similar_to, count)
