@@ -58,17 +58,19 @@ def parameters(database: Path, **overrides) -> dict:
 class Session:
     """A running downlink node and the test client's publishers/collectors."""
 
-    def __init__(self, ros: ros_harness.RosTestNode, process: ros_harness.NodeProcess) -> None:
+    def __init__(self, ros: ros_harness.RosTestNode, process: ros_harness.NodeProcess,
+                 consume_downlink: bool = True) -> None:
         """Create publishers and subscriptions and wait until they matched the node."""
         self.ros, self.process = ros, process
         self.detections = ros.node.create_publisher(DiagnosticArray, '/detection', RELIABLE)
         self.images = ros.node.create_publisher(Image, '/image', 10)
         self.passes = ros.node.create_publisher(UInt64, f'{NODE}/pass', RELIABLE)
-        self.downlink = ros.collect(DiagnosticArray, f'{NODE}/downlink', KEEP_ALL)
         self.queue = ros.collect(DiagnosticArray, f'{NODE}/queue', LATCHED)
         for publisher in (self.detections, self.images, self.passes):
             ros.wait_for_subscribers(publisher, process=process)
-        self.downlink.wait_for_publishers(process=process)
+        if consume_downlink:
+            self.downlink = ros.collect(DiagnosticArray, f'{NODE}/downlink', KEEP_ALL)
+            self.downlink.wait_for_publishers(process=process)
 
     def latest_summary(self) -> dict[str, str]:
         """Counters of the newest ~/queue message."""
@@ -94,6 +96,13 @@ def db_items(database: Path) -> dict[str, str]:
     """{frame_id: state} of every item in a queue database (read while the node may run)."""
     with sqlite3.connect(f'file:{database}?mode=ro', uri=True) as connection:
         return dict(connection.execute('SELECT frame_id, state FROM items ORDER BY id'))
+
+
+def db_releases(database: Path) -> list[tuple[int, int, int | None]]:
+    """(release id, attempts, sent_ns) of every released product."""
+    with sqlite3.connect(f'file:{database}?mode=ro', uri=True) as connection:
+        return connection.execute('SELECT id, attempts, sent_ns FROM releases ORDER BY id'
+                                  ).fetchall()
 
 
 def test_yaml_config_sets_every_parameter_to_its_default():
@@ -185,6 +194,36 @@ def test_sigkill_mid_stream_loses_nothing_and_releases_each_item_once(tmp_path):
     assert len({p['item_id'] for p in released}) == len(stream)
     assert set(before_restart) <= set(frames)
     assert set(db_items(database).values()) == {'released'}
+
+
+def test_released_products_survive_sigkill_before_publication(tmp_path):
+    database = tmp_path / 'queue.db'
+    stream = [record(i, 0.9 - i / 20, basis(i)) for i in range(5)]
+    with ros_harness.run_node(COMMAND, parameters(database, outbox_retry_period_s=0.5),
+                              remappings={'detection': '/detection'}) as node, \
+            ros_harness.RosTestNode() as ros:
+        session = Session(ros, node, consume_downlink=False)
+        for rec in stream:
+            session.detections.publish(detection_msg(rec))
+        session.wait_summary('queued', 5)
+        session.passes.publish(UInt64(data=10 ** 6))
+        ros.spin_until(lambda: len(db_releases(database)) == 5, 10.0, node, what='5 releases')
+        ros.spin_for(1.0)  # retries find no consumer: the products stay in the outbox
+        node.popen.send_signal(signal.SIGKILL)
+        assert node.popen.wait(timeout=10) == -signal.SIGKILL
+    assert [(attempts, sent) for _, attempts, sent in db_releases(database)] == [(0, None)] * 5
+    with ros_harness.run_node(COMMAND, parameters(database, outbox_retry_period_s=0.5)) as node, \
+            ros_harness.RosTestNode() as ros:
+        session = Session(ros, node)
+        session.downlink.wait_for(5, 20.0, node)
+        ros.spin_for(1.5)
+        received = [values(msg.status[0]) for msg in session.downlink.messages]
+        assert [p['position'] for p in received] == ['0', '1', '2', '3', '4']
+        assert {p['attempt'] for p in received} == {'1'}
+        assert [msg.header.frame_id for msg in session.downlink.messages] == [
+            rec.frame_id for rec in stream]
+        ros.spin_until(lambda: all(sent for _, _, sent in db_releases(database)), 10.0, node,
+                       what='all releases acknowledged')
 
 
 def test_malformed_records_are_counted_and_images_give_product_sizes(tmp_path):
