@@ -119,7 +119,7 @@ def test_distinct_anomalies_are_released_before_near_duplicates(tmp_path):
                               remappings={'detection': '/detection', 'image': '/image'}) as node, \
             ros_harness.RosTestNode() as ros:
         session = Session(ros, node)
-        duplicates = [record(i, 0.95 - i / 100, basis(0, 0.02, i)) for i in range(5)]
+        duplicates = [record(i, 0.95 - i / 100, basis(0, 0.005, i)) for i in range(5)]
         distinct = [record(10 + i, 0.8 - i / 50, basis(1 + i)) for i in range(3)]
         normals = [record(20 + i, 0.2, basis(5 + i)) for i in range(4)]
         for rec in duplicates + distinct + normals:
