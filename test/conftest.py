@@ -2,9 +2,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+import os
+from pathlib import Path
+import subprocess
+import sys
 
 import pytest
 import ros_harness
+
+ONNX_FILE = (Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'mobilenetv2_onnx_int8'
+             / 'mobilenetv2-12-int8.onnx')
 
 
 @pytest.fixture
@@ -12,3 +19,34 @@ def ros() -> Iterator[ros_harness.RosTestNode]:
     """Yield an rclpy node in the test process, on this session's private domain."""
     with ros_harness.RosTestNode() as test_node:
         yield test_node
+
+
+@pytest.fixture(scope='session')
+def lunar_chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a tiny synthetic LROC-layout tree (train/none, test/none, test/ejecta, ...)."""
+    from vad4space_ros.core.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp('lunar_chips')
+    generate('lroc', root, seed=0, size='tiny', progress=False)
+    return root
+
+
+def fit_environment() -> dict[str, str]:
+    """Environment for `vad4space fit`: one torch thread, the offline MobileNetV2 source."""
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    if 'VAD4SPACE_MOBILENETV2_ONNX' not in env and ONNX_FILE.is_file():
+        env['VAD4SPACE_MOBILENETV2_ONNX'] = str(ONNX_FILE)
+    return env
+
+
+@pytest.fixture(scope='session')
+def padim_model(tmp_path_factory: pytest.TempPathFactory, lunar_chips: Path) -> Path:
+    """Fit PaDiM (MobileNetV2, ImageNet weights, 128 px) on the normal lunar chips, via the CLI."""
+    output = tmp_path_factory.mktemp('models') / 'padim.safetensors'
+    command = [str(Path(sys.executable).parent / 'vad4space'), 'fit', '--method', 'padim',
+               '--input-size', '128', '--train-dir', str(lunar_chips / 'train' / 'none'),
+               '--output', str(output)]
+    result = subprocess.run(command, env=fit_environment(), capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, f'{" ".join(command)} failed:\n{result.stderr[-4000:]}'
+    return output

@@ -1,0 +1,386 @@
+"""``vad4space_detector``: camera images in, anomaly scores, maps and heatmaps out.
+
+Subscribes to the relative topic ``image`` (``sensor_msgs/Image``, sensor-data QoS, overridable
+with ``qos_overrides./<topic>.subscription.*`` parameters) and, if ``subscribe_compressed`` is
+set, to ``<resolved image topic>/compressed`` (``sensor_msgs/CompressedImage``, JPEG/PNG).
+Callbacks only put frames into a bounded queue that keeps the newest ``queue_size`` frames
+(older ones are dropped and counted); one worker thread converts, runs the model and publishes,
+each output carrying the input frame's header:
+
+- ``~/anomaly_map`` ``sensor_msgs/Image`` 32FC1, the raw map at image resolution;
+- ``~/heatmap`` ``sensor_msgs/Image`` rgb8, the colour-mapped map over the input (for RViz);
+- ``~/score`` ``geometry_msgs/PointStamped``: x = calibrated score, y = raw score, z = threshold;
+- ``~/detection`` ``diagnostic_msgs/DiagnosticArray``: the per-frame detection record
+  (see :mod:`vad4space_ros.nodes.ros_conversions`).
+
+``/diagnostics`` gets a status every ``diagnostics_period`` seconds: model loaded, input and
+processing rates, drops, rejected frames, mean inference and receive-to-publish latency.
+A frame that cannot be converted (unknown encoding, zero size, step/size mismatch, NaN, corrupt
+compressed data) is counted as rejected with a throttled warning; the node keeps going.
+A model that cannot be loaded at start is a fatal error (exit code 1).
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+import sys
+import threading
+import time
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PointStamped
+import numpy as np
+from rcl_interfaces.msg import SetParametersResult
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from vad4space_ros.core import heatmap
+from vad4space_ros.core.detector import AnomalyDetector, ArtifactError, Prediction
+from vad4space_ros.core.image_encoding import (
+    array_to_image, decode_compressed, image_to_array, ImageEncodingError, MULTISPECTRAL_BANDS,
+    ScaleOptions, to_model_input)
+from vad4space_ros.core.records import DetectionRecord
+from vad4space_ros.nodes.detector_parameters import PARAMETERS
+from vad4space_ros.nodes.ros_conversions import (
+    image_msg_to_raw, raw_to_image_msg, record_to_msg, score_msg, stamp_to_ns)
+
+NODE_NAME = 'vad4space_detector'
+WARN_THROTTLE_SEC = 5.0
+
+
+class StartupError(RuntimeError):
+    """The node cannot start (for example the model file is missing or corrupt)."""
+
+
+@dataclass
+class Frame:
+    """One received message waiting for the worker."""
+
+    message: Image | CompressedImage
+    received: float  # time.monotonic() at the subscription callback
+
+
+class NewestFrameQueue:
+    """Bounded FIFO that drops the oldest frame when full, so the newest are processed."""
+
+    def __init__(self, capacity: int) -> None:
+        """Create an empty queue holding at most ``capacity`` frames."""
+        if capacity < 1:
+            raise ValueError(f'queue capacity must be >= 1, got {capacity}')
+        self._frames: deque[Frame] = deque()
+        self._capacity = capacity
+        self._ready = threading.Condition()
+        self._closed = False
+
+    @property
+    def capacity(self) -> int:
+        """Return the maximum number of queued frames."""
+        return self._capacity
+
+    def put(self, frame: Frame) -> int:
+        """Add a frame; return how many old frames were dropped to make room (0 or 1)."""
+        with self._ready:
+            dropped = 0
+            while len(self._frames) >= self._capacity:
+                self._frames.popleft()
+                dropped += 1
+            self._frames.append(frame)
+            self._ready.notify()
+            return dropped
+
+    def get(self, timeout: float) -> Frame | None:
+        """Take the oldest queued frame; None after ``timeout`` seconds or once closed."""
+        with self._ready:
+            if not self._frames and not self._closed:
+                self._ready.wait(timeout)
+            return self._frames.popleft() if self._frames and not self._closed else None
+
+    def __len__(self) -> int:
+        """Return the number of queued frames."""
+        with self._ready:
+            return len(self._frames)
+
+    def close(self) -> None:
+        """Wake the consumer and refuse further frames."""
+        with self._ready:
+            self._closed = True
+            self._frames.clear()
+            self._ready.notify_all()
+
+
+class Counters:
+    """Thread-safe frame counters and latency sums for the diagnostics status."""
+
+    FIELDS = ('received', 'processed', 'dropped', 'rejected', 'failed')
+
+    def __init__(self) -> None:
+        """Start all counters at zero."""
+        self._lock = threading.Lock()
+        self.totals = dict.fromkeys(self.FIELDS, 0)
+        self._inference_ms: list[float] = []
+        self._latency_ms: list[float] = []
+        self._window_start = time.monotonic()
+        self._window_received = 0
+        self._window_processed = 0
+
+    def add(self, field: str, count: int = 1) -> None:
+        """Increase one counter."""
+        with self._lock:
+            self.totals[field] += count
+            if field == 'received':
+                self._window_received += count
+
+    def add_processed(self, inference_ms: float, latency_ms: float) -> None:
+        """Count a published frame with its inference and receive-to-publish latency."""
+        with self._lock:
+            self.totals['processed'] += 1
+            self._window_processed += 1
+            self._inference_ms.append(inference_ms)
+            self._latency_ms.append(latency_ms)
+
+    def snapshot(self) -> dict[str, float]:
+        """Return totals, rates and mean latencies since the previous snapshot."""
+        with self._lock:
+            now = time.monotonic()
+            elapsed = max(now - self._window_start, 1e-9)
+            values: dict[str, float] = dict(self.totals)
+            values['input_rate_hz'] = self._window_received / elapsed
+            values['processed_rate_hz'] = self._window_processed / elapsed
+            values['mean_inference_ms'] = (
+                float(np.mean(self._inference_ms)) if self._inference_ms else float('nan'))
+            values['mean_latency_ms'] = (
+                float(np.mean(self._latency_ms)) if self._latency_ms else float('nan'))
+            values['max_latency_ms'] = (
+                float(np.max(self._latency_ms)) if self._latency_ms else float('nan'))
+            self._window_start = now
+            self._window_received = self._window_processed = 0
+            self._inference_ms.clear()
+            self._latency_ms.clear()
+            return values
+
+
+class DetectorNode(Node):
+    """Anomaly detector node; usable as a component class (``DetectorNode(**node_kwargs)``)."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+        """Declare parameters, load the model and start the worker; raise StartupError."""
+        super().__init__(node_name, **kwargs)
+        for name, (default, descriptor) in PARAMETERS.items():
+            self.declare_parameter(name, default, descriptor)
+        model_path = self.get_parameter('model_path').value
+        try:
+            self._detector = self._load_detector(model_path)
+        except StartupError as error:
+            self.get_logger().fatal(str(error))
+            self.destroy_node()
+            raise
+        self._threshold = float(self.get_parameter('threshold').value)
+        self._publish_heatmap = bool(self.get_parameter('publish_heatmap').value)
+        self._publish_map = bool(self.get_parameter('publish_map').value)
+        self._alpha = float(self.get_parameter('heatmap_alpha').value)
+        self._scale = ScaleOptions(
+            sixteen_bit_max=int(self.get_parameter('sixteen_bit_max').value),
+            float_max=float(self.get_parameter('float_max').value),
+            rgb_bands=self._checked_bands(self.get_parameter('multispectral_rgb_bands').value))
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self.counters = Counters()
+        self._queue = NewestFrameQueue(int(self.get_parameter('queue_size').value))
+        qos_overrides = QoSOverridingOptions.with_default_policies()
+        self._map_pub = self.create_publisher(
+            Image, '~/anomaly_map', 10, qos_overriding_options=qos_overrides)
+        self._heatmap_pub = self.create_publisher(
+            Image, '~/heatmap', 10, qos_overriding_options=qos_overrides)
+        self._score_pub = self.create_publisher(PointStamped, '~/score', 10)
+        self._detection_pub = self.create_publisher(DiagnosticArray, '~/detection', 10)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._image_sub = self.create_subscription(
+            Image, 'image', self._enqueue, qos_profile_sensor_data,
+            qos_overriding_options=qos_overrides)
+        self._compressed_sub = None
+        if self.get_parameter('subscribe_compressed').value:
+            compressed_topic = self.resolve_topic_name('image') + '/compressed'
+            self._compressed_sub = self.create_subscription(
+                CompressedImage, compressed_topic, self._enqueue, qos_profile_sensor_data,
+                qos_overriding_options=qos_overrides)
+        self._diagnostics_timer = self.create_timer(
+            float(self.get_parameter('diagnostics_period').value), self._publish_diagnostics)
+        self._stopping = threading.Event()
+        self._worker = threading.Thread(target=self._work, name='vad4space_inference',
+                                        daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f'model {self._detector.model_id} ({self._detector.method}/'
+            f'{self._detector.backbone}) loaded from {model_path}; listening on '
+            f'{self._image_sub.topic_name}'
+            + (f' and {self._compressed_sub.topic_name}' if self._compressed_sub else ''))
+
+    # ----------------------------------------------------------------- parameters
+    @staticmethod
+    def _load_detector(model_path: str) -> AnomalyDetector:
+        if not model_path:
+            raise StartupError('parameter model_path is empty: give the model file written '
+                               'by `vad4space fit` (-p model_path:=/path/model.v4s)')
+        try:
+            return AnomalyDetector.load(model_path)
+        except (ArtifactError, OSError, ValueError) as error:
+            raise StartupError(f'cannot load model {model_path!r}: {error}') from error
+
+    @staticmethod
+    def _checked_bands(bands: Any) -> tuple[int, int, int]:
+        bands = tuple(int(b) for b in bands)
+        if len(bands) != 3 or not all(0 <= b < MULTISPECTRAL_BANDS for b in bands):
+            raise ValueError(f'multispectral_rgb_bands must be 3 band indices in '
+                             f'0..{MULTISPECTRAL_BANDS - 1}, got {list(bands)}')
+        return bands  # type: ignore[return-value]
+
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Validate a batch of changes; apply all of them or none."""
+        changes = {p.name: p.value for p in parameters}
+        try:
+            bands = (self._checked_bands(changes['multispectral_rgb_bands'])
+                     if 'multispectral_rgb_bands' in changes else self._scale.rgb_bands)
+            detector = (self._load_detector(changes['model_path'])
+                        if 'model_path' in changes else self._detector)
+        except (ValueError, StartupError) as error:
+            return SetParametersResult(successful=False, reason=str(error))
+        if detector is not self._detector:
+            self.get_logger().info(f'model {detector.model_id} loaded from '
+                                   f'{changes["model_path"]}')
+        self._detector = detector
+        self._threshold = float(changes.get('threshold', self._threshold))
+        self._publish_heatmap = bool(changes.get('publish_heatmap', self._publish_heatmap))
+        self._publish_map = bool(changes.get('publish_map', self._publish_map))
+        self._alpha = float(changes.get('heatmap_alpha', self._alpha))
+        self._scale = ScaleOptions(
+            sixteen_bit_max=int(changes.get('sixteen_bit_max', self._scale.sixteen_bit_max)),
+            float_max=float(changes.get('float_max', self._scale.float_max)), rgb_bands=bands)
+        return SetParametersResult(successful=True)
+
+    # ----------------------------------------------------------------- frames
+    def _enqueue(self, message: Image | CompressedImage) -> None:
+        """Subscription callback: queue the frame (no conversion here)."""
+        self.counters.add('received')
+        dropped = self._queue.put(Frame(message, time.monotonic()))
+        if dropped:
+            self.counters.add('dropped', dropped)
+
+    def _work(self) -> None:
+        """Worker thread: process queued frames until the node is closed."""
+        while self.context.ok() and not self._stopping.is_set():
+            frame = self._queue.get(timeout=0.2)
+            if frame is None:
+                continue
+            try:
+                self._process(frame)
+            except ImageEncodingError as error:
+                self.counters.add('rejected')
+                self.get_logger().warning(f'rejected frame: {error}',
+                                          throttle_duration_sec=WARN_THROTTLE_SEC)
+            except Exception as error:  # noqa: B902 - one bad frame must not stop the node
+                self.counters.add('failed')
+                self.get_logger().error(f'inference failed on a frame: {error!r}',
+                                        throttle_duration_sec=WARN_THROTTLE_SEC)
+
+    def _decode(self, message: Image | CompressedImage) -> np.ndarray:
+        """Convert a message to the model input (HxW or HxWx3 uint8 RGB)."""
+        if isinstance(message, CompressedImage):
+            pixels, encoding = decode_compressed(message.format, message.data)
+        else:
+            raw = image_msg_to_raw(message)
+            pixels, encoding = image_to_array(raw), raw.encoding
+        return to_model_input(pixels, encoding, self._scale)
+
+    def _process(self, frame: Frame) -> None:
+        """Run the model on one frame and publish every output with its header."""
+        header: Header = frame.message.header
+        image = self._decode(frame.message)
+        detector = self._detector
+        threshold = self._threshold
+        prediction = detector.predict(image, threshold)
+        if self._publish_map:
+            self._map_pub.publish(raw_to_image_msg(
+                array_to_image(prediction.anomaly_map.astype(np.float32), '32FC1'), header))
+        if self._publish_heatmap:
+            self._heatmap_pub.publish(raw_to_image_msg(
+                array_to_image(self._render_heatmap(image, prediction, detector), 'rgb8'),
+                header))
+        self._score_pub.publish(
+            score_msg(header, prediction.score, prediction.raw_score, threshold))
+        record = DetectionRecord(
+            stamp_ns=stamp_to_ns(header), frame_id=header.frame_id, score=prediction.score,
+            raw_score=prediction.raw_score, threshold=threshold,
+            is_anomaly=prediction.is_anomaly,
+            method=detector.method, model_id=detector.model_id,
+            latency_ms=prediction.latency_ms, embedding=prediction.embedding)
+        self._detection_pub.publish(record_to_msg(record, header))
+        self.counters.add_processed(
+            prediction.latency_ms, (time.monotonic() - frame.received) * 1000.0)
+
+    def _render_heatmap(self, image: np.ndarray, prediction: Prediction,
+                        detector: AnomalyDetector) -> np.ndarray:
+        """Overlay the map with the model's calibrated display range (see core.heatmap)."""
+        value_range = heatmap.map_range_from_calibration(
+            detector.calibration.threshold, detector.calibration.center)
+        return heatmap.overlay(image, prediction.anomaly_map, self._alpha, value_range)
+
+    # ----------------------------------------------------------------- diagnostics
+    def _publish_diagnostics(self) -> None:
+        values = self.counters.snapshot()
+        detector = self._detector
+        window_problem = values['rejected'] or values['failed']
+        status = DiagnosticStatus(
+            level=DiagnosticStatus.WARN if window_problem else DiagnosticStatus.OK,
+            name=f'{self.get_name()}: anomaly detector', hardware_id=detector.model_id,
+            message=(f'{int(values["rejected"])} frame(s) rejected, '
+                     f'{int(values["failed"])} failed' if window_problem else 'running'))
+        pairs = {
+            'model_loaded': 'true', 'model_id': detector.model_id, 'method': detector.method,
+            'backbone': detector.backbone, 'threshold': repr(self._threshold),
+            'queue_size': str(self._queue.capacity), 'queued': str(len(self._queue)),
+        }
+        pairs.update({k: (str(int(v)) if k in Counters.FIELDS else f'{v:.3f}')
+                      for k, v in values.items()})
+        status.values = [KeyValue(key=k, value=v) for k, v in pairs.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics_pub.publish(array)
+
+    # ----------------------------------------------------------------- shutdown
+    def destroy_node(self) -> None:
+        """Stop the worker thread, then destroy the node."""
+        stopping = getattr(self, '_stopping', None)
+        if stopping is not None:
+            stopping.set()
+            self._queue.close()
+            self._worker.join(timeout=10.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the detector node until shutdown; return 1 if it cannot start."""
+    rclpy.init(args=args)
+    try:
+        node = DetectorNode()
+    except StartupError:
+        rclpy.try_shutdown()
+        return 1
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
