@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from vad4space_ros.core import weights
+from vad4space_ros.core.backbones import get_backbone, IMAGENET_MEAN
 
 ONNX_FILE = Path(__file__).resolve().parents[2] / 'shared/data/mobilenetv2_onnx_int8' \
     / 'mobilenetv2-12-int8.onnx'
@@ -60,9 +61,9 @@ def _to_input(photo: np.ndarray, flip: bool = False) -> np.ndarray:
 
 def normalise(images: np.ndarray, backbone: str) -> np.ndarray:
     """Apply the backbone's pretrained mean/std (the ONNX zoo model expects ImageNet's)."""
-    cfg = weights.PRETRAINED_CFGS[backbone]
-    mean = np.array(cfg['mean'], dtype=np.float32)[:, None, None]
-    std = np.array(cfg['std'], dtype=np.float32)[:, None, None]
+    spec = get_backbone(backbone)
+    mean = np.array(spec.mean, dtype=np.float32)[:, None, None]
+    std = np.array(spec.std, dtype=np.float32)[:, None, None]
     return ((images - mean) / std).astype(np.float32)
 
 
@@ -281,12 +282,10 @@ def test_local_dir_round_trip_through_timm_offline(tmp_path, monkeypatch, mobile
     model = timm.create_model(f'local-dir:{folder}', pretrained=True)
     for key, value in model.state_dict().items():
         assert torch.equal(value, mobilenet_state[key]), key
-    assert tuple(model.pretrained_cfg['mean']) == weights.IMAGENET_MEAN
+    assert tuple(model.pretrained_cfg['mean']) == IMAGENET_MEAN
     features = timm.create_model(f'local-dir:{folder}', pretrained=True, features_only=True,
                                  out_indices=(1, 2, 3))
     assert [info['num_chs'] for info in features.feature_info.get_dicts()] == [24, 32, 96]
-    assert weights.resolve_timm_backbone('mobilenet_v2', cache_dir=tmp_path) == (
-        f'local-dir:{folder}', True)
 
 
 def test_efficientnet_converts_on_first_use_and_reuses_cache(tmp_path, monkeypatch):
@@ -319,10 +318,7 @@ def test_missing_onnx_source_gives_actionable_error(tmp_path, monkeypatch):
 def test_sources_other_than_imagenet_involve_no_files(tmp_path):
     """``timm`` means timm's own download, ``none`` random init; unknown names are refused."""
     assert weights.ensure_backbone_weights('mobilenet_v2', 'timm', cache_dir=tmp_path) is None
-    assert weights.resolve_timm_backbone('mobilenet_v2', 'timm', tmp_path) == (
-        'mobilenetv2_100', True)
-    assert weights.resolve_timm_backbone('efficientnet_lite0', 'none', tmp_path) == (
-        'tf_efficientnet_lite0', False)
+    assert weights.ensure_backbone_weights('efficientnet_lite0', 'none', tmp_path) is None
     assert not (tmp_path / 'backbones').exists()
     with pytest.raises(ValueError, match='weights source'):
         weights.ensure_backbone_weights('mobilenet_v2', 'internet', cache_dir=tmp_path)

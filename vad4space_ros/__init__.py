@@ -1,0 +1,1 @@
+"""Visual anomaly detection for planetary imagery on ROS 2."""
