@@ -1,0 +1,176 @@
+"""End-to-end latency and memory of the detector node, one node process per model file.
+
+For each model the node is started as a subprocess (loopback-only DDS, private domain, as in the
+tests); frames are published one at a time from this process and each is timed from publish to
+the arrival of its ``~/score`` (the last output the node publishes for a frame). Reported per
+model: start-up time (process start to first answer), inference time (from the detection
+records), the node's own receive->publish latency (``/diagnostics`` mean), end-to-end latency
+(median and 95th percentile) and the node's peak resident memory (``VmHWM``). Example::
+
+    .venv/bin/python benchmarks/detector_latency.py models/*.safetensors --frames 50
+
+Frames are synthetic LROC-like chips (``--size`` px square, mono8 by default). This is a
+benchmark, not a test: figures depend on the machine and its load.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+import os
+from pathlib import Path
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PACKAGE_ROOT / 'test'))
+
+import ros_harness  # noqa: E402  (sets the isolated ROS environment before rclpy is used)
+
+
+@dataclass
+class Result:
+    """Figures for one model file."""
+
+    model: Path
+    method: str
+    model_mb: float
+    startup_s: float
+    inference_ms: list[float]
+    node_latency_ms: float
+    end_to_end_ms: list[float]
+    peak_rss_mb: float
+    idle_rss_mb: float
+
+
+def memory_mb(pid: int, field: str) -> float:
+    """Return a memory figure (VmRSS, VmHWM) of a process from /proc in MB."""
+    for line in Path(f'/proc/{pid}/status').read_text().splitlines():
+        if line.startswith(field + ':'):
+            return int(line.split()[1]) / 1024.0
+    raise KeyError(field)
+
+
+def make_frames(count: int, size: int, encoding: str) -> list[np.ndarray]:
+    """Render ``count`` synthetic lunar chips (normal and fresh-crater) at ``size`` px."""
+    import cv2
+
+    from vad4space_ros.core.data.synthetic_lunar import render_chip
+
+    rng = np.random.default_rng(0)
+    frames = []
+    for index in range(count):
+        chip = render_chip(rng, 'ejecta' if index % 5 == 4 else 'none')
+        chip = cv2.resize(chip, (size, size), interpolation=cv2.INTER_LINEAR)
+        frames.append(np.repeat(chip[:, :, None], 3, axis=2) if encoding == 'rgb8' else chip)
+    return frames
+
+
+def mean_node_latency(statuses: list) -> float:
+    """Average the node's receive->publish latency over /diagnostics windows, frame-weighted."""
+    weighted, frames, previous = 0.0, 0, None
+    for message in statuses:
+        values = {pair.key: pair.value for pair in message.status[0].values}
+        processed = int(values['processed'])
+        if previous is not None and processed > previous:
+            weighted += float(values['mean_latency_ms']) * (processed - previous)
+            frames += processed - previous
+        previous = processed
+    return weighted / frames if frames else float('nan')
+
+
+def benchmark_model(model: Path, frames: list[np.ndarray], encoding: str,
+                    threads: int) -> Result:
+    """Run the node on one model and time every frame."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from geometry_msgs.msg import PointStamped
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+    from tqdm import tqdm
+
+    from vad4space_ros.core.image_encoding import array_to_image
+    from vad4space_ros.nodes.ros_conversions import msg_to_record, raw_to_image_msg
+
+    command = ros_harness.node_command('vad4space_detector', 'vad4space_ros.nodes.detector_node')
+    parameters = {'model_path': str(model), 'diagnostics_period': 0.5,
+                  'qos_overrides./image.subscription.reliability': 'reliable'}
+    log_path = Path(tempfile.mkstemp(prefix=f'bench_{model.stem}_', suffix='.log')[1])
+    started = time.monotonic()
+    with ros_harness.run_node(command, parameters, log_path=log_path,
+                              env={'OMP_NUM_THREADS': str(threads)}) as process, \
+            ros_harness.RosTestNode('vad4space_benchmark') as ros:
+        publisher = ros.node.create_publisher(Image, '/image', 10)
+        scores = ros.collect(PointStamped, '/vad4space_detector/score')
+        detections = ros.collect(DiagnosticArray, '/vad4space_detector/detection')
+        diagnostics = ros.collect(DiagnosticArray, '/diagnostics')
+        warmup = raw_to_image_msg(array_to_image(frames[0], encoding), Header(frame_id='warmup'))
+        ros.publish_until_answered(publisher, warmup, [scores, detections], timeout=300.0,
+                                   process=process)
+        startup_s = time.monotonic() - started
+        idle_rss = memory_mb(process.pid, 'VmRSS')
+        scores.clear()
+        detections.clear()
+        ros.spin_for(1.0)  # let the warm-up frames' diagnostics window pass
+        diagnostics.clear()
+        end_to_end = []
+        for index, pixels in enumerate(tqdm(frames, desc=model.name, unit='frame')):
+            message = raw_to_image_msg(array_to_image(pixels, encoding),
+                                       Header(frame_id=f'frame-{index}'))
+            sent = time.monotonic()
+            publisher.publish(message)
+            ros.spin_until(lambda: any(m.header.frame_id == f'frame-{index}'
+                                       for m in scores.messages), 60.0, process,
+                           what=f'score of frame {index}')
+            end_to_end.append((scores.arrival_times[-1] - sent) * 1000.0)
+        ros.spin_until(lambda: len(detections.messages) >= len(frames), 10.0, process,
+                       what='all detection records')
+        ros.spin_for(1.0)  # the last frames' diagnostics window
+        peak_rss = memory_mb(process.pid, 'VmHWM')
+    records = [msg_to_record(message) for message in detections.messages]
+    return Result(model=model, method=records[0].method,
+                  model_mb=model.stat().st_size / 1e6, startup_s=startup_s,
+                  inference_ms=[r.latency_ms for r in records],
+                  node_latency_ms=mean_node_latency(diagnostics.messages),
+                  end_to_end_ms=end_to_end, peak_rss_mb=peak_rss, idle_rss_mb=idle_rss)
+
+
+def print_table(results: list[Result], size: int, encoding: str) -> None:
+    """Print one row per model."""
+    print(f'\nframes {size}x{size} {encoding}; latencies in ms (median / p95); memory in MB')
+    header = (f'{"method":<12} {"file MB":>8} {"start s":>8} {"inference":>15} '
+              f'{"receive->publish":>17} {"end-to-end":>15} {"peak RSS":>9} {"idle RSS":>9}')
+    print(header)
+    print('-' * len(header))
+    for result in results:
+        inference = np.percentile(result.inference_ms, [50, 95])
+        end_to_end = np.percentile(result.end_to_end_ms, [50, 95])
+        print(f'{result.method:<12} {result.model_mb:8.1f} {result.startup_s:8.1f} '
+              f'{inference[0]:7.1f} /{inference[1]:6.1f} {result.node_latency_ms:17.1f} '
+              f'{end_to_end[0]:7.1f} /{end_to_end[1]:6.1f} '
+              f'{result.peak_rss_mb:9.0f} {result.idle_rss_mb:9.0f}')
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Benchmark every model file given on the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('models', nargs='+', type=Path, help='model files from `vad4space fit`')
+    parser.add_argument('--frames', type=int, default=50, help='timed frames per model')
+    parser.add_argument('--size', type=int, default=256, help='frame side in pixels')
+    parser.add_argument('--encoding', choices=('mono8', 'rgb8'), default='mono8')
+    parser.add_argument('--threads', type=int, default=int(os.environ.get('OMP_NUM_THREADS', 2)),
+                        help='torch threads of the node (OMP_NUM_THREADS)')
+    args = parser.parse_args(argv)
+    missing = [str(model) for model in args.models if not model.is_file()]
+    if missing:
+        parser.error(f'no such model file: {", ".join(missing)}')
+    frames = make_frames(args.frames, args.size, args.encoding)
+    results = [benchmark_model(model, frames, args.encoding, args.threads)
+               for model in args.models]
+    print_table(results, args.size, args.encoding)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
