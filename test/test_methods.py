@@ -1,0 +1,149 @@
+"""The seven VAD methods fit on generated lunar chips, detect craters and survive a save/load."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from vad4space_ros.core.catalog import METHOD_NAMES
+from vad4space_ros.core.data.synthetic_lunar import render_chip
+from vad4space_ros.core.detector import AnomalyDetector, ArtifactError
+from vad4space_ros.core.fitting import FitConfig, fit_detector
+
+ONNX_PATH = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'mobilenetv2_onnx_int8' / \
+    'mobilenetv2-12-int8.onnx'
+# Per-method training budget for the test: small inputs, few epochs, 2-core CPU.
+TEST_INPUT = {'simplenet': 128}
+TEST_EPOCHS = {'cfa': 3, 'stfpm': 10, 'rd4ad': 3, 'simplenet': 25, 'fastflow': 3}
+AUROC_FLOOR = 0.8
+
+
+@pytest.fixture(scope='module')
+def backbone(tmp_path_factory) -> str:
+    """MobileNetV2 with the converted ONNX-zoo weights when the file is there, else Lite0."""
+    cache = tmp_path_factory.mktemp('weights-cache')
+    previous = {key: os.environ.get(key) for key in ('VAD4SPACE_CACHE',
+                                                     'VAD4SPACE_MOBILENETV2_ONNX')}
+    os.environ['VAD4SPACE_CACHE'] = str(cache)
+    if ONNX_PATH.is_file():
+        os.environ['VAD4SPACE_MOBILENETV2_ONNX'] = str(ONNX_PATH)
+        name = 'mobilenet_v2'
+    else:
+        name = 'efficientnet_lite0'
+    yield name
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope='module')
+def chips() -> dict[str, list]:
+    """30 normal training chips; 20 normal and 20 fresh-crater test chips."""
+    rng = np.random.default_rng(7)
+    return {
+        'train': [render_chip(rng, 'none') for _ in range(30)],
+        'test_normal': [render_chip(rng, 'none') for _ in range(20)],
+        'test_anomalous': [render_chip(rng, 'ejecta') for _ in range(20)],
+    }
+
+
+@pytest.fixture(scope='module')
+def padim_file(backbone, chips, tmp_path_factory) -> Path:
+    """A fitted PaDiM artifact shared by the bad-artifact tests."""
+    detector = fit_detector(chips['train'], FitConfig(
+        method='padim', backbone=backbone, input_size=(64, 64), progress=False))
+    return detector.save(tmp_path_factory.mktemp('padim') / 'padim.safetensors')
+
+
+@pytest.mark.parametrize('method', METHOD_NAMES)
+def test_method_detects_craters_and_round_trips(method, backbone, chips, tmp_path):
+    """Each method beats the AUROC floor; its saved file reproduces the scores exactly."""
+    size = TEST_INPUT.get(method, 96)
+    detector = fit_detector(chips['train'], FitConfig(
+        method=method, backbone=backbone, input_size=(size, size),
+        epochs=TEST_EPOCHS.get(method), batch_size=8, progress=False))
+    test_images = chips['test_normal'] + chips['test_anomalous']
+    labels = [0] * len(chips['test_normal']) + [1] * len(chips['test_anomalous'])
+    scores = detector.raw_scores(test_images)
+    auroc = roc_auc_score(labels, scores)
+    assert auroc > AUROC_FLOOR, f'{method} AUROC {auroc:.3f}'
+
+    loaded = AnomalyDetector.load(detector.save(tmp_path / f'{method}.safetensors'))
+    assert loaded.metadata == detector.metadata
+    np.testing.assert_array_equal(loaded.raw_scores(test_images), scores)
+    prediction = loaded.predict(test_images[-1])
+    assert prediction.anomaly_map.shape == test_images[-1].shape[:2]
+    assert np.isclose(np.linalg.norm(prediction.embedding), 1.0, atol=1e-4)
+
+
+def test_calibration_holds_false_alarm_rate_on_normals(padim_file, chips):
+    """About 5% of fresh normal chips exceed the calibrated threshold, anomalies mostly do."""
+    detector = AnomalyDetector.load(padim_file)
+    normal = [detector.predict(image).is_anomaly for image in chips['test_normal']]
+    anomalous = [detector.predict(image).is_anomaly for image in chips['test_anomalous']]
+    assert sum(normal) <= 4
+    assert sum(anomalous) >= 14
+    assert detector.metadata['calibration']['false_alarm_rate'] == 0.05
+
+
+def test_missing_model_file_is_a_clear_error(tmp_path):
+    """A path that does not exist names itself in the error."""
+    with pytest.raises(ArtifactError, match='not found'):
+        AnomalyDetector.load(tmp_path / 'absent.safetensors')
+
+
+def test_truncated_model_file_is_rejected(padim_file, tmp_path):
+    """Half a file is not loaded."""
+    truncated = tmp_path / 'truncated.safetensors'
+    truncated.write_bytes(padim_file.read_bytes()[: padim_file.stat().st_size // 2])
+    with pytest.raises(ArtifactError, match='not a readable'):
+        AnomalyDetector.load(truncated)
+
+
+def test_pickle_file_is_rejected_without_being_executed(tmp_path):
+    """A torch pickle posing as a model is refused and its payload never runs."""
+    import pickle
+
+    marker = tmp_path / 'executed'
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    bad = tmp_path / 'model.safetensors'
+    bad.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(ArtifactError):
+        AnomalyDetector.load(bad)
+    assert not marker.exists()
+
+
+def test_metadata_that_does_not_match_the_tensors_is_rejected(padim_file, tmp_path):
+    """Tensors of a PaDiM labelled as PatchCore fail the strict load with a clear error."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(padim_file), framework='pt') as artifact:
+        metadata = json.loads(artifact.metadata()['vad4space'])
+        tensors = {key: artifact.get_tensor(key) for key in artifact.keys()}
+    metadata['method'] = 'patchcore'
+    mislabelled = tmp_path / 'mislabelled.safetensors'
+    save_file(tensors, str(mislabelled), metadata={'vad4space': json.dumps(metadata)})
+    with pytest.raises(ArtifactError, match='does not match'):
+        AnomalyDetector.load(mislabelled)
+
+
+def test_unknown_format_is_rejected(padim_file, tmp_path):
+    """A file from another tool (no vad4space metadata) is refused."""
+    from safetensors.torch import load_file, save_file
+
+    foreign = tmp_path / 'foreign.safetensors'
+    save_file(load_file(str(padim_file)), str(foreign))
+    with pytest.raises(ArtifactError, match='no vad4space metadata'):
+        AnomalyDetector.load(foreign)
