@@ -1,0 +1,69 @@
+r"""Evaluate a model on a benchmark bag: replay -> detector -> evaluator, lossless.
+
+The replay waits for each frame's detection before sending the next (closed loop, see
+``vad4space_replay``), the evaluator matches detections with the bag's labels by header stamp
+and writes the metrics JSON; the launch ends when the evaluator exits.
+
+Example::
+
+    vad4space bag make lroc --setting 1 --root data/lroc --out lroc_s1
+    ros2 launch vad4space_ros replay.launch.py bag:=lroc_s1 \
+        model_path:=/models/lroc_padim.v4s output:=lroc_s1_metrics.json
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, Shutdown
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+PACKAGE = 'vad4space_ros'
+DETECTION_TOPIC = '/vad4space_detector/detection'
+REPLAY_STATUS_TOPIC = '/vad4space_replay/status'
+
+
+def generate_launch_description() -> LaunchDescription:
+    """Return replay, detector and evaluator sharing config/replay.yaml."""
+    share = FindPackageShare(PACKAGE)
+    return LaunchDescription([
+        DeclareLaunchArgument(
+            'bag', description='rosbag2 folder written by `vad4space bag make`.'),
+        DeclareLaunchArgument(
+            'model_path', description='Model artifact written by `vad4space fit`.'),
+        DeclareLaunchArgument(
+            'output', description='Metrics JSON file the evaluator writes.'),
+        DeclareLaunchArgument(
+            'rate', default_value='0.0',
+            description='Images per second; 0 = as fast as the detector answers.'),
+        DeclareLaunchArgument(
+            'image_topic', default_value='/camera/image_raw',
+            description='Topic the frames are replayed on and the detector reads.'),
+        DeclareLaunchArgument(
+            'label_topic', default_value='/camera/label',
+            description='Topic the ground-truth labels are replayed on.'),
+        DeclareLaunchArgument(
+            'config', default_value=PathJoinSubstitution([share, 'config', 'replay.yaml']),
+            description='Parameter file with sections for the three nodes.'),
+        Node(
+            package=PACKAGE, executable='vad4space_detector', name='vad4space_detector',
+            parameters=[LaunchConfiguration('config'),
+                        {'model_path': LaunchConfiguration('model_path')}],
+            remappings=[('image', LaunchConfiguration('image_topic'))],
+            output='screen', emulate_tty=True),
+        Node(
+            package=PACKAGE, executable='vad4space_evaluator', name='vad4space_evaluator',
+            parameters=[LaunchConfiguration('config'),
+                        {'output': LaunchConfiguration('output')}],
+            remappings=[('detection', DETECTION_TOPIC),
+                        ('label', LaunchConfiguration('label_topic')),
+                        ('replay_status', REPLAY_STATUS_TOPIC)],
+            output='screen', emulate_tty=True, on_exit=Shutdown()),
+        Node(
+            package=PACKAGE, executable='vad4space_replay', name='vad4space_replay',
+            parameters=[LaunchConfiguration('config'), {
+                'bag': LaunchConfiguration('bag'),
+                'rate_hz': ParameterValue(LaunchConfiguration('rate'), value_type=float)}],
+            remappings=[('image', LaunchConfiguration('image_topic')),
+                        ('label', LaunchConfiguration('label_topic'))],
+            output='screen', emulate_tty=True),
+    ])
