@@ -43,6 +43,10 @@ class Result:
     end_to_end_ms: list[float]
     peak_rss_mb: float
     idle_rss_mb: float
+    burst_sent: int = 0
+    burst_processed: int = 0
+    burst_dropped: int = 0
+    burst_latency_ms: list[float] | None = None
 
 
 def memory_mb(pid: int, field: str) -> float:
@@ -81,8 +85,14 @@ def mean_node_latency(statuses: list) -> float:
     return weighted / frames if frames else float('nan')
 
 
+def counters(statuses: list) -> dict[str, int]:
+    """Return the cumulative frame counters of the newest /diagnostics status."""
+    values = {pair.key: pair.value for pair in statuses[-1].status[0].values}
+    return {key: int(values[key]) for key in ('received', 'processed', 'dropped')}
+
+
 def benchmark_model(model: Path, frames: list[np.ndarray], encoding: str,
-                    threads: int) -> Result:
+                    threads: int, burst_hz: float) -> Result:
     """Run the node on one model and time every frame."""
     from diagnostic_msgs.msg import DiagnosticArray
     from geometry_msgs.msg import PointStamped
@@ -127,16 +137,37 @@ def benchmark_model(model: Path, frames: list[np.ndarray], encoding: str,
         ros.spin_until(lambda: len(detections.messages) >= len(frames), 10.0, process,
                        what='all detection records')
         ros.spin_for(1.0)  # the last frames' diagnostics window
-        peak_rss = memory_mb(process.pid, 'VmHWM')
-    records = [msg_to_record(message) for message in detections.messages]
-    return Result(model=model, method=records[0].method,
-                  model_mb=model.stat().st_size / 1e6, startup_s=startup_s,
-                  inference_ms=[r.latency_ms for r in records],
-                  node_latency_ms=mean_node_latency(diagnostics.messages),
-                  end_to_end_ms=end_to_end, peak_rss_mb=peak_rss, idle_rss_mb=idle_rss)
+        records = [msg_to_record(message) for message in detections.messages]
+        result = Result(model=model, method=records[0].method,
+                        model_mb=model.stat().st_size / 1e6, startup_s=startup_s,
+                        inference_ms=[r.latency_ms for r in records],
+                        node_latency_ms=mean_node_latency(diagnostics.messages),
+                        end_to_end_ms=end_to_end, peak_rss_mb=0.0, idle_rss_mb=idle_rss)
+        if burst_hz > 0:
+            before = counters(diagnostics.messages)
+            sent_at = {}
+            start = time.monotonic()
+            for index, pixels in enumerate(frames):
+                frame_id = f'burst-{index}'
+                publisher.publish(raw_to_image_msg(array_to_image(pixels, encoding),
+                                                   Header(frame_id=frame_id)))
+                sent_at[frame_id] = time.monotonic()
+                while time.monotonic() < start + (index + 1) / burst_hz:
+                    ros.spin_once(0.002)
+            ros.spin_for(3.0 + 2 * np.median(result.inference_ms) / 1000.0)
+            after = counters(diagnostics.messages)
+            result.burst_sent = len(frames)
+            result.burst_processed = after['processed'] - before['processed']
+            result.burst_dropped = after['dropped'] - before['dropped']
+            result.burst_latency_ms = [
+                (arrived - sent_at[m.header.frame_id]) * 1000.0
+                for m, arrived in zip(scores.messages, scores.arrival_times)
+                if m.header.frame_id in sent_at]
+        result.peak_rss_mb = memory_mb(process.pid, 'VmHWM')
+    return result
 
 
-def print_table(results: list[Result], size: int, encoding: str) -> None:
+def print_table(results: list[Result], size: int, encoding: str, burst_hz: float) -> None:
     """Print one row per model."""
     print(f'\nframes {size}x{size} {encoding}; latencies in ms (median / p95); memory in MB')
     header = (f'{"method":<12} {"file MB":>8} {"start s":>8} {"inference":>15} '
@@ -150,6 +181,17 @@ def print_table(results: list[Result], size: int, encoding: str) -> None:
               f'{inference[0]:7.1f} /{inference[1]:6.1f} {result.node_latency_ms:17.1f} '
               f'{end_to_end[0]:7.1f} /{end_to_end[1]:6.1f} '
               f'{result.peak_rss_mb:9.0f} {result.idle_rss_mb:9.0f}')
+    bursts = [result for result in results if result.burst_latency_ms]
+    if bursts:
+        print(f'\nburst of {bursts[0].burst_sent} frames at {burst_hz:g} Hz '
+              '(queue_size 1): latency of the published frames in ms')
+        header = f'{"method":<12} {"processed":>9} {"dropped":>8} {"median":>8} {"max":>8}'
+        print(header)
+        print('-' * len(header))
+        for result in bursts:
+            print(f'{result.method:<12} {result.burst_processed:9d} {result.burst_dropped:8d} '
+                  f'{np.median(result.burst_latency_ms):8.1f} '
+                  f'{max(result.burst_latency_ms):8.1f}')
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--frames', type=int, default=50, help='timed frames per model')
     parser.add_argument('--size', type=int, default=256, help='frame side in pixels')
     parser.add_argument('--encoding', choices=('mono8', 'rgb8'), default='mono8')
+    parser.add_argument('--burst-hz', type=float, default=30.0,
+                        help='after the paced run, publish the frames again at this rate '
+                             '(0 = no burst)')
     parser.add_argument('--threads', type=int, default=int(os.environ.get('OMP_NUM_THREADS', 2)),
                         help='torch threads of the node (OMP_NUM_THREADS)')
     args = parser.parse_args(argv)
@@ -166,9 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         parser.error(f'no such model file: {", ".join(missing)}')
     frames = make_frames(args.frames, args.size, args.encoding)
-    results = [benchmark_model(model, frames, args.encoding, args.threads)
+    results = [benchmark_model(model, frames, args.encoding, args.threads, args.burst_hz)
                for model in args.models]
-    print_table(results, args.size, args.encoding)
+    print_table(results, args.size, args.encoding, args.burst_hz)
     return 0
 
 
