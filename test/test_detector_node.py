@@ -12,7 +12,7 @@ from pathlib import Path
 import time
 
 import cv2
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PointStamped
 import numpy as np
 import pytest
@@ -272,6 +272,12 @@ def test_bad_frames_are_rejected_and_the_node_keeps_answering(
     after = detector.latest_status(time.monotonic())
     assert int(after['rejected']) - int(before['rejected']) == len(corpus)
     assert int(after['failed']) == 0
+    levels = [(message.status[0].level, message.status[0].message)
+              for message in detector.diagnostics.messages
+              if message.status[0].name.startswith('vad4space_detector')]
+    assert any(level == DiagnosticStatus.WARN and 'rejected' in text for level, text in levels)
+    detector.latest_status(time.monotonic() + 0.6)  # a whole period without bad frames
+    assert detector.diagnostics.messages[-1].status[0].level == DiagnosticStatus.OK
     log = detector.process.log()
     assert 'rejected frame' in log and 'WARN' in log
 

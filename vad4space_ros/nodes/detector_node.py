@@ -116,7 +116,7 @@ class NewestFrameQueue:
 
 
 class Counters:
-    """Thread-safe frame counters and latency sums for the diagnostics status."""
+    """Thread-safe frame counters and latencies for the diagnostics status."""
 
     FIELDS = ('received', 'processed', 'dropped', 'rejected', 'failed')
 
@@ -124,46 +124,47 @@ class Counters:
         """Start all counters at zero."""
         self._lock = threading.Lock()
         self.totals = dict.fromkeys(self.FIELDS, 0)
+        self._period = dict.fromkeys(self.FIELDS, 0)
         self._inference_ms: list[float] = []
         self._latency_ms: list[float] = []
-        self._window_start = time.monotonic()
-        self._window_received = 0
-        self._window_processed = 0
+        self._period_start = time.monotonic()
 
     def add(self, field: str, count: int = 1) -> None:
         """Increase one counter."""
         with self._lock:
             self.totals[field] += count
-            if field == 'received':
-                self._window_received += count
+            self._period[field] += count
 
     def add_processed(self, inference_ms: float, latency_ms: float) -> None:
         """Count a published frame with its inference and receive-to-publish latency."""
         with self._lock:
             self.totals['processed'] += 1
-            self._window_processed += 1
+            self._period['processed'] += 1
             self._inference_ms.append(inference_ms)
             self._latency_ms.append(latency_ms)
 
-    def snapshot(self) -> dict[str, float]:
-        """Return totals, rates and mean latencies since the previous snapshot."""
+    def snapshot(self) -> tuple[dict[str, int], dict[str, float]]:
+        """Return (totals, figures of the period since the last snapshot); start a new period."""
         with self._lock:
             now = time.monotonic()
-            elapsed = max(now - self._window_start, 1e-9)
-            values: dict[str, float] = dict(self.totals)
-            values['input_rate_hz'] = self._window_received / elapsed
-            values['processed_rate_hz'] = self._window_processed / elapsed
-            values['mean_inference_ms'] = (
-                float(np.mean(self._inference_ms)) if self._inference_ms else float('nan'))
-            values['mean_latency_ms'] = (
-                float(np.mean(self._latency_ms)) if self._latency_ms else float('nan'))
-            values['max_latency_ms'] = (
-                float(np.max(self._latency_ms)) if self._latency_ms else float('nan'))
-            self._window_start = now
-            self._window_received = self._window_processed = 0
+            elapsed = max(now - self._period_start, 1e-9)
+            latency = np.array(self._latency_ms) if self._latency_ms else np.full(1, np.nan)
+            inference = np.array(self._inference_ms) if self._inference_ms else np.full(1, np.nan)
+            period = {
+                'period_s': elapsed,
+                'period_rejected': self._period['rejected'],
+                'period_failed': self._period['failed'],
+                'input_rate_hz': self._period['received'] / elapsed,
+                'processed_rate_hz': self._period['processed'] / elapsed,
+                'mean_inference_ms': float(inference.mean()),
+                'mean_latency_ms': float(latency.mean()),
+                'max_latency_ms': float(latency.max()),
+            }
+            self._period = dict.fromkeys(self.FIELDS, 0)
+            self._period_start = now
             self._inference_ms.clear()
             self._latency_ms.clear()
-            return values
+            return dict(self.totals), period
 
 
 class DetectorNode(Node):
@@ -333,21 +334,23 @@ class DetectorNode(Node):
 
     # ----------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
-        values = self.counters.snapshot()
+        totals, period = self.counters.snapshot()
         detector = self._detector
-        window_problem = values['rejected'] or values['failed']
+        problem = period['period_rejected'] or period['period_failed']
         status = DiagnosticStatus(
-            level=DiagnosticStatus.WARN if window_problem else DiagnosticStatus.OK,
+            level=DiagnosticStatus.WARN if problem else DiagnosticStatus.OK,
             name=f'{self.get_name()}: anomaly detector', hardware_id=detector.model_id,
-            message=(f'{int(values["rejected"])} frame(s) rejected, '
-                     f'{int(values["failed"])} failed' if window_problem else 'running'))
+            message=(f'{period["period_rejected"]} frame(s) rejected, '
+                     f'{period["period_failed"]} failed in the last {period["period_s"]:.1f} s'
+                     if problem else 'running'))
         pairs = {
             'model_loaded': 'true', 'model_id': detector.model_id, 'method': detector.method,
             'backbone': detector.backbone, 'threshold': repr(self._threshold),
             'queue_size': str(self._queue.capacity), 'queued': str(len(self._queue)),
         }
-        pairs.update({k: (str(int(v)) if k in Counters.FIELDS else f'{v:.3f}')
-                      for k, v in values.items()})
+        pairs.update({key: str(value) for key, value in totals.items()})
+        pairs.update({key: f'{value:.3f}' for key, value in period.items()
+                      if not key.startswith('period_')})
         status.values = [KeyValue(key=k, value=v) for k, v in pairs.items()]
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
