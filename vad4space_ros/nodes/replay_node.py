@@ -463,11 +463,15 @@ class ReplayNode(Node):
 
     def _log_progress(self) -> None:
         done = self.counts['images_published']
-        total = self.source.image_count * self.counts['passes']
         elapsed = time.monotonic() - self._started
         rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (total - done) / rate if rate > 0 and not self.param['loop'] else float('nan')
-        self.get_logger().info(f'{done}/{total} images ({rate:.1f}/s, eta {eta:.0f} s), '
+        if self.param['loop']:
+            where = f'pass {self.counts["passes"]}: {done} images'
+        else:
+            left = self.source.image_count - done
+            where = f'{done}/{self.source.image_count} images' + (
+                f', {left / rate:.0f} s left' if rate > 0 else '')
+        self.get_logger().info(f'{where} ({rate:.1f}/s), '
                                f'{self.counts["labels_published"]} labels, '
                                f'{self.counts["frames_unanswered"]} unanswered')
         self._publish_status()
