@@ -320,14 +320,16 @@ def test_parameters_change_at_run_time_and_bad_values_are_refused(
 def test_a_30_hz_burst_keeps_the_queue_bounded(
         detector: DetectorSession, lunar_chips: Path) -> None:
     chips = grey_chips(lunar_chips, 'none', 5)
+    earlier_ms = [msg_to_record(m).latency_ms for m in detector.outputs['detection'].messages]
+    # 30 Hz, or faster if this machine runs the model faster: the burst must overload it.
+    rate_hz = max(30.0, 3000.0 / float(np.median(earlier_ms)))
     before = detector.latest_status(time.monotonic())
     first = detector.frame_count + 1
     sent = 90
-    period = 1.0 / 30.0
     start = time.monotonic()
     for index in range(sent):
         detector.image_pub.publish(image_msg(chips[index % 5], 'mono8', detector.header('burst')))
-        while time.monotonic() < start + (index + 1) * period:
+        while time.monotonic() < start + (index + 1) / rate_hz:
             detector.ros.spin_once(0.002)
     detector.ros.spin_for(3.0)
     after = detector.latest_status(time.monotonic())
@@ -341,8 +343,6 @@ def test_a_30_hz_burst_keeps_the_queue_bounded(
     dropped = int(after['dropped']) - int(before['dropped'])
     processed = int(after['processed']) - int(before['processed'])
     inference_s = max(r.latency_ms for r in records) / 1000.0
-    if np.median([r.latency_ms for r in records]) < 1000.0 * period:
-        pytest.skip('the model is faster than 30 Hz here: the burst cannot overload it')
     assert dropped > 0 and received == processed + dropped
     assert len(answered) == processed
     # Queue of 1 (config/rover.yaml): a published frame waited at most for the frame being
@@ -369,3 +369,40 @@ def test_missing_or_corrupt_model_stops_the_node_with_exit_code_1(
             log = process.log()
             assert 'cannot load model' in log and str(cases[case]) in log, log
             assert 'Traceback' not in log
+
+
+def test_newest_frame_queue_drops_the_oldest_and_stays_bounded() -> None:
+    from vad4space_ros.nodes.detector_node import Frame, NewestFrameQueue
+
+    queue = NewestFrameQueue(2)
+    frames = [Frame(Image(header=Header(frame_id=str(n))), float(n)) for n in range(5)]
+    dropped = [queue.put(frame) for frame in frames]
+    assert dropped == [0, 0, 1, 1, 1] and len(queue) == 2
+    assert [queue.get(0.0).message.header.frame_id for _ in range(2)] == ['3', '4']
+    assert queue.get(0.01) is None
+    queue.close()
+    assert queue.put(frames[0]) == 0 and len(queue) == 0 and queue.get(0.0) is None
+
+
+def test_detector_node_runs_as_a_component_in_another_process(padim_model: Path,
+                                                              ros: ros_harness.RosTestNode,
+                                                              lunar_chips: Path) -> None:
+    from rclpy.parameter import Parameter
+
+    from vad4space_ros.nodes.detector_node import DetectorNode
+
+    component = DetectorNode(node_name='component_detector', context=ros.context,
+                             parameter_overrides=[Parameter('model_path',
+                                                            value=str(padim_model))])
+    try:
+        ros.executor.add_node(component)
+        scores = ros.collect(PointStamped, '/component_detector/score')
+        publisher = ros.node.create_publisher(Image, '/image', 10)
+        chip = grey_chips(lunar_chips, 'none', 1)[0]
+        ros.publish_until_answered(publisher, image_msg(chip, 'mono8', Header(frame_id='c')),
+                                   [scores], timeout=60.0)
+        assert scores.messages[0].header.frame_id == 'c'
+        assert component.counters.totals['processed'] >= 1
+    finally:
+        ros.executor.remove_node(component)
+        component.destroy_node()

@@ -85,8 +85,10 @@ class NewestFrameQueue:
         return self._capacity
 
     def put(self, frame: Frame) -> int:
-        """Add a frame; return how many old frames were dropped to make room (0 or 1)."""
+        """Add a frame; return how many old frames were dropped to make room (0 once closed)."""
         with self._ready:
+            if self._closed:
+                return 0
             dropped = 0
             while len(self._frames) >= self._capacity:
                 self._frames.popleft()
