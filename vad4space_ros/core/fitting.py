@@ -20,6 +20,7 @@ from vad4space_ros.core.data.samples import load_rgb
 from vad4space_ros.core.detector import AnomalyDetector, build_metadata, detached_state
 from vad4space_ros.core.methods import build_method, get_method
 from vad4space_ros.core.preprocess import to_model_input
+from vad4space_ros.core.robust import robust_training_set, RobustConfig
 
 ImageSource = str | Path | np.ndarray
 LOGGER = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class FitConfig:
     seed: int = 0
     progress: bool = True
     extra_metadata: dict = field(default_factory=dict)
+    robust: RobustConfig | None = None
 
 
 class ImageListDataset(Dataset):
@@ -111,6 +113,11 @@ def fit_detector(train: Sequence[ImageSource], config: FitConfig,
     with backbone_weights(backbone_state):
         module = build_method(method.name, spec, tuple(config.input_size))
     dataset = ImageListDataset(train, tuple(config.input_size), spec, loader)
+    screening = {}
+    if config.robust is not None:  # drop atypical (likely contaminating) images, see robust.py
+        train, report = robust_training_set(train, config, spec, backbone_state, dataset.load)
+        dataset = ImageListDataset(train, tuple(config.input_size), spec, loader)
+        screening = {'robust': report.to_metadata()}
     epochs = config.epochs or method.default_epochs
     with tempfile.TemporaryDirectory(prefix='vad4space-fit-') as workdir:
         trainer = lightning.Trainer(
@@ -131,5 +138,6 @@ def fit_detector(train: Sequence[ImageSource], config: FitConfig,
         method.name, spec.name, config.weights, state_fingerprint(backbone_state),
         tuple(config.input_size), Calibration.from_normal_scores(normal_scores,
                                                                  config.false_alarm_rate),
-        detector.model, {'epochs': epochs, 'train_count': len(train), **config.extra_metadata})
+        detector.model, {'epochs': epochs, 'train_count': len(train), **screening,
+                         **config.extra_metadata})
     return detector

