@@ -2,7 +2,7 @@
 
 For each model the node is started as a subprocess (loopback-only DDS, private domain, as in the
 tests); frames are published one at a time from this process and each is timed from publish to
-the arrival of its ``~/score`` (the last output the node publishes for a frame). Reported per
+the arrival of its ``~/score`` (published after the map and heatmap). Reported per
 model: start-up time (process start to first answer), inference time (from the detection
 records), the node's own receive->publish latency (``/diagnostics`` mean), end-to-end latency
 (median and 95th percentile) and the node's peak resident memory (``VmHWM``). Example::

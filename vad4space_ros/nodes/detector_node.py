@@ -230,7 +230,7 @@ class DetectorNode(Node):
     def _load_detector(model_path: str) -> AnomalyDetector:
         if not model_path:
             raise StartupError('parameter model_path is empty: give the model file written '
-                               'by `vad4space fit` (-p model_path:=/path/model.v4s)')
+                               'by `vad4space fit` (-p model_path:=/path/model.safetensors)')
         try:
             return AnomalyDetector.load(model_path)
         except (ArtifactError, OSError, ValueError) as error:
