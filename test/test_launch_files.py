@@ -18,7 +18,8 @@ import yaml
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = 'vad4space_ros'
 LAUNCH_FILES = sorted((PACKAGE_ROOT / 'launch').glob('*.launch.py'))
-DETECTOR_CONFIGS = [PACKAGE_ROOT / 'config' / name for name in ('rover.yaml', 'orbiter.yaml')]
+CONFIG_FILES = sorted((PACKAGE_ROOT / 'config').glob('*.yaml'))
+DETECTOR_CONFIGS = ('rover.yaml', 'orbiter.yaml')  # detector-only files of the two launch files
 REQUIRED_ARGUMENTS = {'image_topic', 'model_path', 'config'}
 
 
@@ -124,21 +125,31 @@ def declared_type_matches(default: object, value: object) -> bool:
     return type(value) is type(default)
 
 
-@pytest.mark.parametrize('config_file', DETECTOR_CONFIGS, ids=lambda path: path.name)
-def test_parameter_file_sets_declared_parameters_within_range(config_file: Path) -> None:
+def detector_sections(document: dict) -> list[tuple[str, dict]]:
+    """Return the (key, ros__parameters) sections addressed to the detector node."""
+    return [(key, section['ros__parameters']) for key, section in document.items()
+            if key.split('/')[-1] == 'vad4space_detector']
+
+
+def test_rover_and_orbiter_configs_hold_only_a_detector_section() -> None:
+    for name in DETECTOR_CONFIGS:
+        document = yaml.safe_load((PACKAGE_ROOT / 'config' / name).read_text())
+        assert len(document) == 1 and len(detector_sections(document)) == 1, name
+
+
+@pytest.mark.parametrize('config_file', CONFIG_FILES, ids=lambda path: path.name)
+def test_detector_sections_set_declared_parameters_within_range(config_file: Path) -> None:
     document = yaml.safe_load(config_file.read_text())
-    assert len(document) == 1
-    (node_key, section), = document.items()
-    assert node_key.split('/')[-1] == 'vad4space_detector'
-    parameters = section['ros__parameters']
-    assert parameters, 'empty ros__parameters'
-    for name, value in parameters.items():
-        assert name in PARAMETERS, f'{config_file.name}: {name} is not declared by the node'
-        default, descriptor = PARAMETERS[name]
-        assert declared_type_matches(default, value), (
-            f'{config_file.name}: {name}={value!r} is not a {type(default).__name__}')
-        for allowed in list(descriptor.floating_point_range) + list(descriptor.integer_range):
-            assert allowed.from_value <= value <= allowed.to_value, (name, value)
+    for node_key, parameters in detector_sections(document):
+        assert parameters, f'{config_file.name}: empty ros__parameters for {node_key}'
+        for name, value in parameters.items():
+            assert name in PARAMETERS, f'{config_file.name}: {name} is not declared by the node'
+            default, descriptor = PARAMETERS[name]
+            assert declared_type_matches(default, value), (
+                f'{config_file.name}: {name}={value!r} is not a {type(default).__name__}')
+            ranges = list(descriptor.floating_point_range) + list(descriptor.integer_range)
+            for allowed in ranges:
+                assert allowed.from_value <= value <= allowed.to_value, (name, value)
 
 
 def test_rviz_layout_shows_input_heatmap_and_map() -> None:
