@@ -4,7 +4,7 @@ Importing this module isolates the test session on the ROS graph before rclpy is
 
 - ``ROS_DOMAIN_ID`` is derived from the pid (1..100) and claimed with a lock file, so concurrent
   test sessions on this machine never share a domain;
-- ``FASTDDS_DEFAULT_PROFILES_FILE`` points at ``test/fastdds_loopback.xml`` (loopback UDP only);
+- ``FASTDDS_DEFAULT_PROFILES_FILE`` points at ``config/fastdds_localhost.xml`` (loopback UDP only);
 - ``RMW_IMPLEMENTATION`` is ``rmw_fastrtps_cpp``; ``ROS_LOG_DIR`` is a per-session temp folder.
 
 Node processes started with :func:`run_node` inherit that environment; the test process talks to
@@ -25,19 +25,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 import fcntl
-import json
 import os
 from pathlib import Path
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from typing import Any
 
+# node_command is re-exported for the tests.
+from vad4space_ros.nodes.processes import node_command, NodeProcess  # noqa: F401
+from vad4space_ros.nodes.processes import package_share, ros_arguments
+
 TEST_DIR = Path(__file__).resolve().parent
-FASTDDS_PROFILE = TEST_DIR / 'fastdds_loopback.xml'
+FASTDDS_PROFILE = package_share('config', 'fastdds_localhost.xml')
 DOMAIN_RANGE = range(1, 101)
 DISCOVERY_TIMEOUT = 20.0
 
@@ -85,106 +85,6 @@ def configure_ros_environment() -> dict[str, str]:
 
 
 ROS_ENV = configure_ros_environment()
-
-
-def node_command(executable: str, module: str | None = None) -> list[str]:
-    """Return the command that starts a node: the venv's console script, else ``python -m``."""
-    script = Path(sys.executable).parent / executable
-    if script.exists():
-        return [str(script)]
-    if module is None:
-        raise FileNotFoundError(f'{script} does not exist and no module was given')
-    return [sys.executable, '-m', module]
-
-
-def format_parameter(value: Any) -> str:
-    """Format a Python value as a ``-p name:=value`` YAML literal of the same ROS type."""
-    if isinstance(value, bool):
-        return 'true' if value else 'false'
-    if isinstance(value, float):
-        return repr(value) if ('.' in repr(value) or 'e' in repr(value)) else f'{value:.1f}'
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a YAML string: never re-typed as a number
-    if isinstance(value, (list, tuple)):
-        return '[' + ', '.join(format_parameter(item) for item in value) + ']'
-    raise TypeError(f'cannot pass {type(value).__name__} as a ROS parameter')
-
-
-def ros_arguments(parameters: dict[str, Any] | None = None,
-                  remappings: dict[str, str] | None = None,
-                  params_file: str | os.PathLike | None = None,
-                  name: str | None = None,
-                  log_level: str | None = None) -> list[str]:
-    """Build the ``--ros-args`` tail of a node command line."""
-    arguments = ['--ros-args']
-    if name:
-        arguments += ['-r', f'__node:={name}']
-    if params_file is not None:
-        arguments += ['--params-file', str(params_file)]
-    for key, value in (parameters or {}).items():
-        arguments += ['-p', f'{key}:={format_parameter(value)}']
-    for source, target in (remappings or {}).items():
-        arguments += ['-r', f'{source}:={target}']
-    if log_level:
-        arguments += ['--log-level', log_level]
-    return arguments
-
-
-class NodeProcess:
-    """A node running as a subprocess; its stdout and stderr go to one log file."""
-
-    def __init__(self, command: Sequence[str], log_path: Path,
-                 env: dict[str, str] | None = None) -> None:
-        """Start ``command`` with the session's ROS environment (plus ``env``)."""
-        self.command = list(command)
-        self.log_path = log_path
-        self._log_handle = open(log_path, 'wb')
-        self.popen = subprocess.Popen(
-            self.command, stdout=self._log_handle, stderr=subprocess.STDOUT,
-            env={**os.environ, **ROS_ENV, **(env or {})}, start_new_session=True)
-
-    @property
-    def pid(self) -> int:
-        """Process id of the node."""
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        """Whether the process is still running."""
-        return self.popen.poll() is None
-
-    def log(self) -> str:
-        """Everything the node printed so far."""
-        if not self._log_handle.closed:
-            self._log_handle.flush()
-        return self.log_path.read_text(errors='replace')
-
-    def assert_alive(self) -> None:
-        """Raise AssertionError with the node's log if it has exited."""
-        if not self.alive():
-            raise AssertionError(
-                f'node exited with code {self.popen.returncode}; log:\n{self.log()}')
-
-    def wait(self, timeout: float) -> int:
-        """Wait for the process to exit by itself and return its exit code."""
-        return self.popen.wait(timeout=timeout)
-
-    def stop(self, timeout: float = 10.0) -> int:
-        """Stop the node: SIGINT, then SIGTERM, then SIGKILL; return its exit code."""
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-            if not self.alive():
-                break
-            try:
-                os.kill(self.popen.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.popen.wait(timeout=timeout / 2 if sig != signal.SIGKILL else timeout)
-            except subprocess.TimeoutExpired:
-                continue
-        self._log_handle.close()
-        return self.popen.returncode
 
 
 @contextmanager
