@@ -128,8 +128,15 @@ class AnomalyDetector:
 
     @classmethod
     def load(cls, path: str | Path) -> 'AnomalyDetector':
-        """Load an artifact written by :meth:`save`; raise ArtifactError when unusable."""
+        """Load an artifact written by :meth:`save`; raise ArtifactError when unusable.
+
+        A ``.onnx`` file (see :mod:`.export`) loads as a :class:`.runtime.ExportedDetector`
+        with the same interface, run by ``VAD4SPACE_RUNTIME`` (default onnxruntime).
+        """
         path = Path(path)
+        if cls is AnomalyDetector and path.suffix.lower() == '.onnx':
+            from vad4space_ros.core.runtime import default_runtime, ExportedDetector
+            return ExportedDetector.load(path, default_runtime())
         if not path.is_file():
             raise ArtifactError(f'model file not found: {path}')
         try:

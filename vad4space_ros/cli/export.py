@@ -1,0 +1,64 @@
+"""``vad4space export``: write a fitted model as one ONNX file (ONNX Runtime / OpenVINO)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Export, optionally quantise, then compare the exported scores with torch."""
+    from vad4space_ros.cli.fit import image_files
+    from vad4space_ros.core.data.samples import load_rgb
+    from vad4space_ros.core.detector import AnomalyDetector
+    from vad4space_ros.core.export import export_onnx, ExportOptions, quantize_int8
+    from vad4space_ros.core.runtime import ExportedDetector
+
+    needs_calibration = args.padim_features is not None or args.int8
+    if needs_calibration and not args.calibration_dir:
+        raise ValueError('--padim-features and --int8 need --calibration-dir (normal images)')
+    calibration = ([load_rgb(p) for p in image_files(args.calibration_dir)]
+                   if args.calibration_dir else None)
+    detector = AnomalyDetector.load(args.model)
+    options = ExportOptions(dynamic_batch=not args.fixed_batch, weights_fp16=args.fp16,
+                            padim_features=args.padim_features, seed=args.seed)
+    output = Path(args.output)
+    path = export_onnx(detector, output, options, calibration)
+    if args.int8:
+        path = quantize_int8(path, path, calibration)
+    exported = ExportedDetector.load(path)
+    source_mb = Path(args.model).stat().st_size / 1e6
+    print(f'wrote {path} ({path.stat().st_size / 1e6:.1f} MB; source {source_mb:.1f} MB), '
+          f'model_id {exported.model_id}')
+    if args.check_dir:
+        images = [load_rgb(p) for p in image_files(args.check_dir)[:args.check_count]]
+        reference = detector.raw_scores(images, batch_size=8)
+        scores = exported.raw_scores(images, batch_size=8)
+        relative = np.abs(scores - reference) / np.maximum(np.abs(reference), 1e-12)
+        ranks = np.corrcoef(np.argsort(np.argsort(scores)), np.argsort(np.argsort(reference)))
+        print(f'raw scores vs torch on {len(images)} images: max relative difference '
+              f'{relative.max():.2e}, rank correlation {ranks[0, 1]:.4f}')
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``export``."""
+    parser = subparsers.add_parser(
+        'export', help='export a fitted model to ONNX (runs in ONNX Runtime or OpenVINO)')
+    parser.add_argument('--model', required=True, help='fitted model (.safetensors)')
+    parser.add_argument('--output', required=True, help='ONNX file to write (.onnx)')
+    parser.add_argument('--fixed-batch', action='store_true',
+                        help='batch axis fixed at 1 (default: dynamic batch)')
+    parser.add_argument('--fp16', action='store_true',
+                        help='store large weights as float16 (computed in float32)')
+    parser.add_argument('--padim-features', type=int,
+                        help='PaDiM: keep this many random channels (needs --calibration-dir)')
+    parser.add_argument('--int8', action='store_true',
+                        help='static int8 quantisation of convolutions (needs --calibration-dir)')
+    parser.add_argument('--calibration-dir',
+                        help='held-out normal images to recalibrate the threshold')
+    parser.add_argument('--check-dir', help='images to compare exported and torch scores on')
+    parser.add_argument('--check-count', type=int, default=32)
+    parser.add_argument('--seed', type=int, default=0, help='seed of the channel selection')
+    parser.set_defaults(func=run_export)
