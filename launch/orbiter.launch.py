@@ -1,15 +1,14 @@
 r"""Launch the VAD4Space detector on an orbiter camera (LROC NAC-like, Moon).
 
-Example::
+Includes detector.launch.py with config/orbiter.yaml. Example::
 
     ros2 launch vad4space_ros orbiter.launch.py model_path:=/models/lroc_padim.v4s \
         image_topic:=/lroc/nac_left/image_raw rviz:=true
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.conditions import IfCondition
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = 'vad4space_ros'
@@ -21,24 +20,15 @@ def generate_launch_description() -> LaunchDescription:
     return LaunchDescription([
         DeclareLaunchArgument(
             'image_topic', default_value='/lroc/image_raw',
-            description='sensor_msgs/Image topic of the orbital camera (its /compressed sibling '
-                        'is read too when subscribe_compressed is set).'),
+            description='sensor_msgs/Image topic of the orbital camera.'),
         DeclareLaunchArgument(
             'model_path', description='Model artifact written by `vad4space fit`.'),
         DeclareLaunchArgument(
             'config', default_value=PathJoinSubstitution([share, 'config', 'orbiter.yaml']),
             description='Parameter file (ros__parameters) of the detector.'),
-        DeclareLaunchArgument(
-            'rviz', default_value='false',
-            description='Also start RViz with input, heatmap and anomaly map side by side.'),
-        Node(
-            package=PACKAGE, executable='vad4space_detector', name='vad4space_detector',
-            parameters=[LaunchConfiguration('config'),
-                        {'model_path': LaunchConfiguration('model_path')}],
-            remappings=[('image', LaunchConfiguration('image_topic'))],
-            output='screen', emulate_tty=True),
-        Node(
-            package='rviz2', executable='rviz2', name='rviz2',
-            arguments=['-d', PathJoinSubstitution([share, 'config', 'vad4space.rviz'])],
-            condition=IfCondition(LaunchConfiguration('rviz'))),
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(
+                PathJoinSubstitution([share, 'launch', 'detector.launch.py'])),
+            launch_arguments={name: LaunchConfiguration(name) for name in
+                              ('image_topic', 'model_path', 'config')}.items()),
     ])

@@ -2,7 +2,8 @@ r"""Evaluate a model on a benchmark bag: replay -> detector -> evaluator, lossle
 
 The replay waits for each frame's detection before sending the next (closed loop, see
 ``vad4space_replay``), the evaluator matches detections with the bag's labels by header stamp
-and writes the metrics JSON; the launch ends when the evaluator exits.
+and writes the metrics JSON; the launch ends when the evaluator exits. The detector comes from
+detector.launch.py (so ``rviz:=true`` shows it at work).
 
 Example::
 
@@ -11,7 +12,8 @@ Example::
         model_path:=/models/lroc_padim.v4s output:=lroc_s1_metrics.json
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, Shutdown
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, Shutdown
+from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -44,12 +46,11 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'config', default_value=PathJoinSubstitution([share, 'config', 'replay.yaml']),
             description='Parameter file with sections for the three nodes.'),
-        Node(
-            package=PACKAGE, executable='vad4space_detector', name='vad4space_detector',
-            parameters=[LaunchConfiguration('config'),
-                        {'model_path': LaunchConfiguration('model_path')}],
-            remappings=[('image', LaunchConfiguration('image_topic'))],
-            output='screen', emulate_tty=True),
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(
+                PathJoinSubstitution([share, 'launch', 'detector.launch.py'])),
+            launch_arguments={name: LaunchConfiguration(name) for name in
+                              ('image_topic', 'model_path', 'config')}.items()),
         Node(
             package=PACKAGE, executable='vad4space_evaluator', name='vad4space_evaluator',
             parameters=[LaunchConfiguration('config'),

@@ -1,9 +1,10 @@
 """Launch files, parameter files and the RViz layout.
 
 Where ``launch_ros`` is installed the launch files are imported and their descriptions built.
-It is not installable here, so they are also checked statically: they parse, every node of
-this package names an existing console script, every referenced config file exists, and each
-parameter file sets only parameters the detector declares, with the declared type and range.
+It is not installable here, so they are also checked statically: they parse, each one starts the
+detector (detector.launch.py itself, the others by including it and forwarding its arguments),
+every node of this package names an existing console script, every referenced file exists, and
+each parameter file sets only parameters the detector declares, with the declared type and range.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ LAUNCH_FILES = sorted((PACKAGE_ROOT / 'launch').glob('*.launch.py'))
 CONFIG_FILES = sorted((PACKAGE_ROOT / 'config').glob('*.yaml'))
 DETECTOR_CONFIGS = ('rover.yaml', 'orbiter.yaml')  # detector-only files of the two launch files
 REQUIRED_ARGUMENTS = {'image_topic', 'model_path', 'config'}
+DETECTOR_LAUNCH = 'detector.launch.py'  # the shared description the other launch files include
 
 
 def console_scripts() -> set[str]:
@@ -50,6 +52,25 @@ def positional_strings(tree: ast.AST, function: str) -> list[str]:
             and node.args and isinstance(node.args[0], ast.Constant)]
 
 
+def declared_defaults(tree: ast.AST) -> dict[str, ast.expr | None]:
+    """Return the default_value expression (None: required) of every declared argument."""
+    return {node.args[0].value: next(
+                (k.value for k in node.keywords if k.arg == 'default_value'), None)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and getattr(node.func, 'id', None) ==
+            'DeclareLaunchArgument'}
+
+
+def forwarded_arguments(expression: ast.expr) -> dict[str, str]:
+    """Evaluate an IncludeLaunchDescription launch_arguments expression.
+
+    ``LaunchConfiguration(name)`` evaluates to ``'$(var name)'``; nothing else is available.
+    """
+    code = compile(ast.Expression(expression), '<launch_arguments>', 'eval')
+    namespace = {'__builtins__': {}, 'LaunchConfiguration': lambda name: f'$(var {name})'}
+    return dict(eval(code, namespace))
+
+
 def path_joins(tree: ast.AST) -> list[list[str]]:
     """Return the literal parts of every PathJoinSubstitution([...]) list."""
     joins = []
@@ -73,13 +94,25 @@ def test_launch_file_structure(launch_file: Path) -> None:
     assert REQUIRED_ARGUMENTS <= set(positional_strings(tree, 'DeclareLaunchArgument'))
     detector_nodes = [call for call in keyword_calls(tree, 'Node')
                       if ast.unparse(call['executable']) == "'vad4space_detector'"]
-    assert len(detector_nodes) == 1
-    node = detector_nodes[0]
-    remappings = ast.unparse(node['remappings'])
-    assert "('image', LaunchConfiguration('image_topic'))" in remappings
-    parameters = ast.unparse(node['parameters'])
-    assert "LaunchConfiguration('config')" in parameters
-    assert "'model_path': LaunchConfiguration('model_path')" in parameters
+    includes = [call for call in ast.walk(tree) if isinstance(call, ast.Call)
+                and getattr(call.func, 'id', None) == 'IncludeLaunchDescription']
+    if launch_file.name == DETECTOR_LAUNCH:
+        assert len(detector_nodes) == 1 and not includes
+        node = detector_nodes[0]
+        remappings = ast.unparse(node['remappings'])
+        assert "('image', LaunchConfiguration('image_topic'))" in remappings
+        parameters = ast.unparse(node['parameters'])
+        assert "LaunchConfiguration('config')" in parameters
+        assert "'model_path': LaunchConfiguration('model_path')" in parameters
+    else:
+        assert not detector_nodes and len(includes) == 1, 'expected one detector.launch.py'
+        include = includes[0]
+        assert ast.unparse(include.args[0]) == (
+            "PythonLaunchDescriptionSource(PathJoinSubstitution([share, 'launch', "
+            f"'{DETECTOR_LAUNCH}']))")
+        launch_arguments = {k.arg: k.value for k in include.keywords}['launch_arguments']
+        forwarded = forwarded_arguments(launch_arguments)
+        assert forwarded == {name: f'$(var {name})' for name in REQUIRED_ARGUMENTS}
     scripts = console_scripts()
     for call in keyword_calls(tree, 'Node'):
         package = ast.unparse(call['package'])
@@ -95,8 +128,13 @@ def test_files_referenced_by_launch_files_exist(launch_file: Path) -> None:
     for parts in referenced:
         assert (PACKAGE_ROOT.joinpath(*parts)).is_file(), parts
     config_names = {parts[-1] for parts in referenced if parts[-1].endswith('.yaml')}
-    expected = launch_file.name.replace('.launch.py', '.yaml')
-    assert config_names == {expected}
+    if launch_file.name == DETECTOR_LAUNCH:
+        # no default parameter file: the including launch files pass theirs as `config`
+        assert declared_defaults(tree)['config'] is None
+        assert config_names == set()
+    else:
+        expected = launch_file.name.replace('.launch.py', '.yaml')
+        assert config_names == {expected}
 
 
 @pytest.mark.skipif(importlib.util.find_spec('launch_ros') is None,
