@@ -97,3 +97,17 @@ def test_cli_bag_make_writes_the_requested_setting(mastcam_root, tmp_path, capsy
     assert main(['bag', 'make', 'mastcam', '--setting', '2', '--root', str(mastcam_root),
                  '--out', str(out)]) == 2
     assert 'exists already' in capsys.readouterr().err
+
+
+def test_bgr8_frames_decode_in_rgb_order_and_bad_ones_raise_bag_error():
+    rgb = np.random.default_rng(0).integers(0, 256, (4, 5, 3), dtype=np.uint8)
+    msg = bags.array_to_image_msg(rgb, 1, 'cam')
+    assert msg.encoding == 'rgb8' and np.array_equal(bags.image_msg_to_array(msg), rgb)
+    msg.encoding = 'bgr8'
+    msg.data = np.ascontiguousarray(rgb[..., ::-1]).reshape(-1)
+    assert np.array_equal(bags.image_msg_to_array(msg), rgb)
+    msg.encoding = 'yuv422'
+    with pytest.raises(bags.BagError, match='yuv422'):
+        bags.image_msg_to_array(msg)
+    with pytest.raises(bags.BagError, match='int64'):
+        bags.array_to_image_msg(np.zeros((2, 2), np.int64), 1, 'cam')

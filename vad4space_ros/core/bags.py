@@ -34,6 +34,8 @@ from rosbags.typesys import get_typestore, Stores
 from tqdm import tqdm
 
 from vad4space_ros.core.data.samples import load_bands, load_rgb, Sample
+from vad4space_ros.core.image_encoding import (
+    array_to_image, image_to_array, ImageEncodingError, RawImage)
 
 IMAGE_TOPIC = '/camera/image_raw'
 LABEL_TOPIC = '/camera/label'
@@ -79,41 +81,43 @@ def _header(stamp_ns: int, frame_id: str):
 
 
 def array_to_image_msg(array: np.ndarray, stamp_ns: int, frame_id: str):
-    """Build a ``sensor_msgs/msg/Image``: uint8 HxWx3 → rgb8, HxW → mono8, float32 → 32FC<n>."""
+    """Build a ``sensor_msgs/msg/Image``: uint8 HxWx3 → rgb8, HxW → mono8, float32 → 32FC<n>.
+
+    The pixels are packed by :func:`~vad4space_ros.core.image_encoding.array_to_image`.
+    """
     if array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] == 3:
-        encoding, channels = 'rgb8', 3
+        encoding = 'rgb8'
     elif array.dtype == np.uint8 and array.ndim == 2:
-        encoding, channels = 'mono8', 1
-    elif array.dtype == np.float32:
-        channels = 1 if array.ndim == 2 else array.shape[2]
-        encoding = f'32FC{channels}'
+        encoding = 'mono8'
+    elif array.dtype == np.float32 and array.ndim in (2, 3):
+        encoding = f'32FC{1 if array.ndim == 2 else array.shape[2]}'
     else:
         raise BagError(f'cannot encode an array of shape {array.shape} dtype {array.dtype}')
-    data = np.ascontiguousarray(array).view(np.uint8).reshape(-1)
-    height, width = array.shape[:2]
+    try:
+        raw = array_to_image(array, encoding)
+    except ImageEncodingError as error:
+        raise BagError(f'cannot encode an array of shape {array.shape}: {error}') from error
     return TYPESTORE.types[IMAGE_TYPE](
-        header=_header(stamp_ns, frame_id), height=height, width=width, encoding=encoding,
-        is_bigendian=0, step=width * channels * array.dtype.itemsize, data=data)
+        header=_header(stamp_ns, frame_id), height=raw.height, width=raw.width,
+        encoding=raw.encoding, is_bigendian=int(raw.is_bigendian), step=raw.step,
+        data=np.frombuffer(raw.data, dtype=np.uint8))
 
 
 def image_msg_to_array(msg) -> np.ndarray:
-    """Decode an Image message (rgb8, bgr8, mono8, mono16, 32FC<n>) into an ndarray."""
-    encoding = msg.encoding
-    if encoding in ('rgb8', 'bgr8', 'mono8'):
-        dtype, channels = np.dtype(np.uint8), 1 if encoding == 'mono8' else 3
-    elif encoding == 'mono16':
-        dtype, channels = np.dtype('>u2' if msg.is_bigendian else '<u2'), 1
-    elif encoding.startswith('32FC'):
-        dtype, channels = np.dtype('>f4' if msg.is_bigendian else '<f4'), int(encoding[4:])
-    else:
-        raise BagError(f'unsupported image encoding {encoding!r}')
-    row_bytes = msg.width * channels * dtype.itemsize
-    raw = np.asarray(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)[:, :row_bytes]
-    array = raw.copy().view(dtype).reshape(msg.height, msg.width, channels)
-    if encoding == 'bgr8':
-        array = array[..., ::-1]
-    array = array.astype(dtype.newbyteorder('='))
-    return array[..., 0] if channels == 1 and encoding in ('mono8', 'mono16') else array
+    """Decode an Image message (any encoding of ``image_encoding.ENCODINGS``) into an ndarray.
+
+    As :func:`~vad4space_ros.core.image_encoding.image_to_array` (HxW for one channel), except
+    that BGR-ordered encodings come back in RGB order. Raises BagError when it cannot decode.
+    """
+    try:
+        pixels = image_to_array(RawImage(
+            height=msg.height, width=msg.width, encoding=msg.encoding,
+            is_bigendian=bool(msg.is_bigendian), step=msg.step, data=memoryview(msg.data)))
+    except ImageEncodingError as error:
+        raise BagError(f'cannot decode image: {error}') from error
+    if msg.encoding.startswith('bgr'):
+        pixels = pixels[..., [2, 1, 0, *range(3, pixels.shape[2])]]
+    return pixels
 
 
 def label_msg(sample: Sample, index: int, dataset: str, stamp_ns: int, frame_id: str):
