@@ -17,6 +17,16 @@ def _pyplot() -> Any:
     return pyplot
 
 
+def _save(pyplot: Any, figure: Any, path: str | Path) -> Path:
+    """Lay out ``figure``, write it as PNG to ``path`` (creating folders), close it."""
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=CURVE_DPI)
+    pyplot.close(figure)
+    return path
+
+
 def plot_curves(rows: Sequence[dict[str, Any]], path: str | Path, title: str) -> Path:
     """Draw the ROC (left) and PR (right) curves of every method row on one figure.
 
@@ -47,12 +57,7 @@ def plot_curves(rows: Sequence[dict[str, Any]], path: str | Path, title: str) ->
     roc_axes.set_title('ROC')
     pr_axes.set_title('Precision-recall')
     figure.suptitle(f'{title} (n={rows[0]["n"]}, {rows[0]["n_anomalies"]} anomalies)')
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=CURVE_DPI)
-    pyplot.close(figure)
-    return path
+    return _save(pyplot, figure, path)
 
 
 def gallery_picks(scores: Sequence[float], count: int, seed: int) -> tuple[list[int], list[int]]:
@@ -103,9 +108,4 @@ def heatmap_gallery(detector: Any, samples: Sequence[Any], images: Sequence[np.n
     axes[1][0].text(-0.08, 0.5, 'random', transform=axes[1][0].transAxes, rotation=90,
                     va='center', ha='right', fontsize=9)
     figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=CURVE_DPI)
-    pyplot.close(figure)
-    return path
+    return _save(pyplot, figure, path)
