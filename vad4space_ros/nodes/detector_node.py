@@ -48,6 +48,7 @@ from vad4space_ros.core.image_encoding import (
     ScaleOptions, to_model_input)
 from vad4space_ros.core.records import DetectionRecord
 from vad4space_ros.nodes.detector_parameters import PARAMETERS
+from vad4space_ros.nodes.parameters import declare_parameters
 from vad4space_ros.nodes.ros_conversions import (
     image_msg_to_raw, raw_to_image_msg, record_to_msg, score_msg, stamp_to_ns)
 
@@ -175,8 +176,7 @@ class DetectorNode(Node):
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         """Declare parameters, load the model and start the worker; raise StartupError."""
         super().__init__(node_name, **kwargs)
-        for name, (default, descriptor) in PARAMETERS.items():
-            self.declare_parameter(name, default, descriptor)
+        declare_parameters(self, PARAMETERS)
         model_path = self.get_parameter('model_path').value
         try:
             self._detector = self._load_detector(model_path)

@@ -41,7 +41,6 @@ import sys
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.duration import Duration
 from rclpy.exceptions import ParameterException
@@ -58,6 +57,7 @@ from vad4space_ros.core.downlink.sizing import (
 from vad4space_ros.core.downlink.store import Release, SYNCHRONOUS_MODES
 from vad4space_ros.core.image_encoding import image_to_array, to_model_input
 from vad4space_ros.core.records import RecordError
+from vad4space_ros.nodes.parameters import read_only_descriptor
 from vad4space_ros.nodes.ros_conversions import image_msg_to_raw, msg_to_record, stamp_to_ns
 
 NODE_NAME = 'vad4space_downlink'
@@ -141,12 +141,11 @@ class DownlinkNode(Node):
         policy_values = {}
         descriptions = DownlinkPolicy.descriptions()
         for item in fields(DownlinkPolicy):
-            self.declare_parameter(item.name, item.default, ParameterDescriptor(
-                description=descriptions[item.name], read_only=True))
+            self.declare_parameter(item.name, item.default,
+                                   read_only_descriptor(descriptions[item.name]))
             policy_values[item.name] = self.get_parameter(item.name).value
         for name, (default, description) in NODE_PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(
-                description=description, read_only=True))
+            self.declare_parameter(name, default, read_only_descriptor(description))
         self.settings = {name: self.get_parameter(name).value for name in NODE_PARAMETERS}
         self._check_settings()
         policy = DownlinkPolicy(**policy_values)

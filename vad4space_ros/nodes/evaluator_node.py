@@ -41,7 +41,6 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import rclpy
 from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException
@@ -54,6 +53,8 @@ from std_msgs.msg import Empty
 from vad4space_ros.core.bags import LABEL_STATUS_NAME
 from vad4space_ros.core.metrics import confusion_at, image_metrics
 from vad4space_ros.core.records import DetectionRecord, RecordError
+from vad4space_ros.nodes.parameters import (
+    declare_parameters, ParameterTable, read_only_descriptor)
 from vad4space_ros.nodes.ros_conversions import msg_to_record, stamp_to_ns
 
 NODE_NAME = 'vad4space_evaluator'
@@ -63,37 +64,25 @@ WARN_THROTTLE_SEC = 5.0
 CHECK_PERIOD = 0.1
 RESULT_ACK_TIMEOUT = 2.0
 
-
-def _descriptor(description: str, *, floating: tuple[float, float] | None = None,
-                integer: tuple[int, int] | None = None) -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(description=description, read_only=True)
-    if floating is not None:
-        descriptor.floating_point_range = [
-            FloatingPointRange(from_value=floating[0], to_value=floating[1], step=0.0)]
-    if integer is not None:
-        descriptor.integer_range = [
-            IntegerRange(from_value=integer[0], to_value=integer[1], step=1)]
-    return descriptor
-
-
 # name -> (default, descriptor); all read-only (they take effect at start).
-PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
-    'output': ('', _descriptor('Metrics JSON file to write (required; replaced atomically).')),
-    'expected_count': (0, _descriptor(
+PARAMETERS: ParameterTable = {
+    'output': ('', read_only_descriptor(
+        'Metrics JSON file to write (required; replaced atomically).')),
+    'expected_count': (0, read_only_descriptor(
         'Frames to expect; 0 = take labels_published from the done status of the replay.',
         integer=(0, 100_000_000))),
-    'quiet_period': (2.0, _descriptor(
+    'quiet_period': (2.0, read_only_descriptor(
         'Seconds without new messages, after the replay is done, before evaluating anyway.',
         floating=(0.0, 3600.0))),
-    'timeout': (0.0, _descriptor(
+    'timeout': (0.0, read_only_descriptor(
         'Evaluate this many seconds after start whatever arrived; 0 = no timeout.',
         floating=(0.0, 604800.0))),
-    'labels_transient_local': (False, _descriptor(
+    'labels_transient_local': (False, read_only_descriptor(
         'Subscribe to labels transient-local (matches vad4space_replay and gets labels '
         'published before this node started; does not match a volatile ros2 bag play).')),
-    'include_frames': (True, _descriptor(
+    'include_frames': (True, read_only_descriptor(
         'Write the per-frame score, decision and label list into the metrics file.')),
-    'exit_on_done': (True, _descriptor(
+    'exit_on_done': (True, read_only_descriptor(
         'Exit after writing the metrics (0 = written, 1 = not computable); else stay idle.')),
 }
 
@@ -233,9 +222,7 @@ class EvaluatorNode(Node):
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         """Declare parameters and subscribe; raise EvaluatorError without an output path."""
         super().__init__(node_name, **kwargs)
-        for name, (default, descriptor) in PARAMETERS.items():
-            self.declare_parameter(name, default, descriptor)
-        self.param = {name: self.get_parameter(name).value for name in PARAMETERS}
+        self.param = declare_parameters(self, PARAMETERS)
         if not self.param['output']:
             self.get_logger().fatal('parameter output is empty: give the metrics JSON path '
                                     '(-p output:=/path/metrics.json)')

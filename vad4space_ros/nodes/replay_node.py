@@ -52,7 +52,6 @@ import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import rclpy
 from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -62,6 +61,8 @@ from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import Image
 
 from vad4space_ros.core import bags
+from vad4space_ros.nodes.parameters import (
+    declare_parameters, ParameterTable, read_only_descriptor)
 from vad4space_ros.nodes.ros_conversions import stamp_to_ns
 
 NODE_NAME = 'vad4space_replay'
@@ -70,65 +71,55 @@ WAIT_LOG_PERIOD = 5.0
 ACK_TIMEOUT = 5.0
 DATASET_STAMP_PERIOD_NS = 100_000_000  # 10 Hz, as `vad4space bag make` stamps by default
 
-
-def _descriptor(description: str, *, floating: tuple[float, float] | None = None,
-                integer: tuple[int, int] | None = None) -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(description=description, read_only=True)
-    if floating is not None:
-        descriptor.floating_point_range = [
-            FloatingPointRange(from_value=floating[0], to_value=floating[1], step=0.0)]
-    if integer is not None:
-        descriptor.integer_range = [
-            IntegerRange(from_value=integer[0], to_value=integer[1], step=1)]
-    return descriptor
-
-
 # name -> (default, descriptor); all read-only (they take effect at start).
-PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
-    'bag': ('', _descriptor('rosbag2 folder (sqlite3 or mcap) to play; empty = play a dataset.')),
-    'bag_image_topic': (bags.IMAGE_TOPIC, _descriptor(
+PARAMETERS: ParameterTable = {
+    'bag': ('', read_only_descriptor(
+        'rosbag2 folder (sqlite3 or mcap) to play; empty = play a dataset.')),
+    'bag_image_topic': (bags.IMAGE_TOPIC, read_only_descriptor(
         'Topic of the bag holding sensor_msgs/Image frames (published on `image`).')),
-    'bag_label_topic': (bags.LABEL_TOPIC, _descriptor(
+    'bag_label_topic': (bags.LABEL_TOPIC, read_only_descriptor(
         'Topic of the bag holding ground-truth labels (published on `label`); optional.')),
-    'dataset': ('', _descriptor(
+    'dataset': ('', read_only_descriptor(
         'Play a dataset folder instead of a bag: lroc or mastcam (empty = play `bag`).')),
-    'root': ('', _descriptor('Dataset root in its published layout (with `dataset`).')),
-    'setting': (1, _descriptor('Evaluation protocol 1, 2 or 3 (with `dataset`).',
-                               integer=(1, 3))),
-    'seed': (0, _descriptor('Seed of the protocol split (with `dataset`).',
-                            integer=(0, 2**31 - 1))),
-    'split': ('test', _descriptor('Part of the split to play: test, train or calibration.')),
-    'frame_id': ('camera', _descriptor('Header frame_id of dataset frames (with `dataset`).')),
-    'rate_hz': (0.0, _descriptor(
+    'root': ('', read_only_descriptor('Dataset root in its published layout (with `dataset`).')),
+    'setting': (1, read_only_descriptor('Evaluation protocol 1, 2 or 3 (with `dataset`).',
+                                        integer=(1, 3))),
+    'seed': (0, read_only_descriptor('Seed of the protocol split (with `dataset`).',
+                                     integer=(0, 2**31 - 1))),
+    'split': ('test', read_only_descriptor(
+        'Part of the split to play: test, train or calibration.')),
+    'frame_id': ('camera', read_only_descriptor(
+        'Header frame_id of dataset frames (with `dataset`).')),
+    'rate_hz': (0.0, read_only_descriptor(
         'Images per second (wall clock); 0 = no fixed rate (with pace_on_topic: as fast as '
         'the detector answers; without: as fast as possible, which makes a busy detector drop '
         'frames).', floating=(0.0, 10000.0))),
-    'pace_on_topic': ('', _descriptor(
+    'pace_on_topic': ('', read_only_descriptor(
         'Closed loop: DiagnosticArray topic (the detector ~/detection) to wait on before '
         'sending the next image, matched by header stamp; empty = open loop.')),
-    'pace_timeout': (10.0, _descriptor(
+    'pace_timeout': (10.0, read_only_descriptor(
         'Seconds to wait for the detection of an image before sending it again.',
         floating=(0.01, 3600.0))),
-    'pace_retries': (2, _descriptor(
+    'pace_retries': (2, read_only_descriptor(
         'Times an unanswered image is sent again before it is counted as unanswered.',
         integer=(0, 100))),
-    'wait_for_subscribers': (1, _descriptor(
+    'wait_for_subscribers': (1, read_only_descriptor(
         'Matched subscriptions required on `image` and on `label` (if the source has labels) '
         'before playback starts; 0 = start at once.', integer=(0, 1000))),
-    'wait_timeout': (0.0, _descriptor(
+    'wait_timeout': (0.0, read_only_descriptor(
         'Seconds to wait for subscribers before failing (exit code 1); 0 = wait forever.',
         floating=(0.0, 86400.0))),
-    'start_delay': (1.0, _descriptor(
+    'start_delay': (1.0, read_only_descriptor(
         'Seconds to wait after the subscribers matched, for the remaining discovery '
         'handshakes (e.g. detector -> evaluator) to complete.', floating=(0.0, 600.0))),
-    'loop': (False, _descriptor(
+    'loop': (False, read_only_descriptor(
         'Play the source again and again with its original stamps (never reaches done).')),
-    'label_history': (10000, _descriptor(
+    'label_history': (10000, read_only_descriptor(
         'Labels kept for late-joining subscribers (transient-local depth).',
         integer=(1, 1000000))),
-    'progress_period': (5.0, _descriptor(
+    'progress_period': (5.0, read_only_descriptor(
         'Seconds between progress log lines and ~/status updates.', floating=(0.1, 3600.0))),
-    'exit_on_done': (True, _descriptor(
+    'exit_on_done': (True, read_only_descriptor(
         'Exit (code 0) when the source has been played; otherwise stay idle.')),
 }
 
@@ -277,9 +268,7 @@ class ReplayNode(Node):
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         """Declare parameters and open the source; raise ReplayError if it is unusable."""
         super().__init__(node_name, **kwargs)
-        for name, (default, descriptor) in PARAMETERS.items():
-            self.declare_parameter(name, default, descriptor)
-        self.param = {name: self.get_parameter(name).value for name in PARAMETERS}
+        self.param = declare_parameters(self, PARAMETERS)
         try:
             self.source = self._open_source()
         except ReplayError as error:
