@@ -32,8 +32,6 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PointStamped
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
@@ -48,6 +46,7 @@ from vad4space_ros.core.image_encoding import (
     ScaleOptions, to_model_input)
 from vad4space_ros.core.records import DetectionRecord
 from vad4space_ros.nodes.detector_parameters import PARAMETERS
+from vad4space_ros.nodes.entry_point import run_node
 from vad4space_ros.nodes.parameters import declare_parameters
 from vad4space_ros.nodes.ros_conversions import (
     image_msg_to_raw, raw_to_image_msg, record_to_msg, score_msg, stamp_to_ns)
@@ -371,20 +370,7 @@ class DetectorNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run the detector node until shutdown; return 1 if it cannot start."""
-    rclpy.init(args=args)
-    try:
-        node = DetectorNode()
-    except StartupError:
-        rclpy.try_shutdown()
-        return 1
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(DetectorNode, args, startup_errors=(StartupError,))
 
 
 if __name__ == '__main__':

@@ -41,10 +41,8 @@ import sys
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-import rclpy
 from rclpy.duration import Duration
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -57,6 +55,7 @@ from vad4space_ros.core.downlink.sizing import (
 from vad4space_ros.core.downlink.store import Release, SYNCHRONOUS_MODES
 from vad4space_ros.core.image_encoding import image_to_array, to_model_input
 from vad4space_ros.core.records import RecordError
+from vad4space_ros.nodes.entry_point import run_node
 from vad4space_ros.nodes.parameters import read_only_descriptor
 from vad4space_ros.nodes.ros_conversions import image_msg_to_raw, msg_to_record, stamp_to_ns
 
@@ -64,6 +63,8 @@ NODE_NAME = 'vad4space_downlink'
 DOWNLINK_NAME = 'vad4space/downlink'
 QUEUE_NAME = 'vad4space/queue'
 QUEUE_ITEM_NAME = 'vad4space/queue_item'
+# unusable parameters or database
+STARTUP_ERRORS = (ValueError, ParameterException)
 
 # Node-level parameters: name -> (default, description). Policy knobs come from DownlinkPolicy.
 NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
@@ -339,24 +340,19 @@ class DownlinkNode(Node):
         self._queue_pub.publish(DiagnosticArray(header=header, status=statuses))
 
 
+def _create_node() -> DownlinkNode:
+    """Create the node; print why to stderr when it cannot start."""
+    try:
+        return DownlinkNode()
+    except STARTUP_ERRORS as error:
+        print(f'[{NODE_NAME}] cannot start: {error}', file=sys.stderr, flush=True)
+        raise
+
+
 def main(args: list[str] | None = None) -> int:
     """Run the downlink node until shutdown; return 2 if it cannot start."""
-    rclpy.init(args=args)
-    try:
-        node = DownlinkNode()
-    except (ValueError, ParameterException) as error:
-        print(f'[{NODE_NAME}] cannot start: {error}', file=sys.stderr, flush=True)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.queue.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(_create_node, args, startup_errors=STARTUP_ERRORS, startup_exit_code=2,
+                    before_destroy=lambda node: node.queue.close())
 
 
 if __name__ == '__main__':

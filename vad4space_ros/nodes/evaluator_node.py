@@ -43,7 +43,6 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 import rclpy
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 # core.metrics imports scikit-learn lazily; load it at start-up, not when the replay is done.
@@ -53,6 +52,7 @@ from std_msgs.msg import Empty
 from vad4space_ros.core.bags import LABEL_STATUS_NAME
 from vad4space_ros.core.metrics import confusion_at, image_metrics
 from vad4space_ros.core.records import DetectionRecord, RecordError
+from vad4space_ros.nodes.entry_point import run_node
 from vad4space_ros.nodes.parameters import (
     declare_parameters, ParameterTable, read_only_descriptor)
 from vad4space_ros.nodes.ros_conversions import msg_to_record, stamp_to_ns
@@ -385,26 +385,24 @@ def _format(value: float | None) -> str:
     return 'n/a' if value is None or not math.isfinite(value) else f'{value:.4f}'
 
 
+def _spin_until_done(node: EvaluatorNode) -> None:
+    """Spin until the metrics are written (with exit_on_done), then let ~/result be acked."""
+    while rclpy.ok() and not (node.done and node.param['exit_on_done']):
+        rclpy.spin_once(node, timeout_sec=0.1)
+    node.flush()
+
+
+def _finish_if_interrupted(node: EvaluatorNode) -> None:
+    """Write the metrics of what arrived when the node is shut down before completion."""
+    if not node.done:
+        node.finish('shut down before completion')
+
+
 def main(args: list[str] | None = None) -> int:
     """Run the evaluator; return its exit code (see the module docstring)."""
-    rclpy.init(args=args)
-    try:
-        node = EvaluatorNode()
-    except EvaluatorError:
-        rclpy.try_shutdown()
-        return 1
-    try:
-        while rclpy.ok() and not (node.done and node.param['exit_on_done']):
-            rclpy.spin_once(node, timeout_sec=0.1)
-        node.flush()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if not node.done:
-            node.finish('shut down before completion')
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return node.exit_code
+    return run_node(EvaluatorNode, args, startup_errors=(EvaluatorError,),
+                    spin=_spin_until_done, before_destroy=_finish_if_interrupted,
+                    exit_code=lambda node: node.exit_code)
 
 
 if __name__ == '__main__':

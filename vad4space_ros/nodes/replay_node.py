@@ -54,13 +54,14 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import rclpy
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import Image
 
 from vad4space_ros.core import bags
+from vad4space_ros.nodes.entry_point import run_node
 from vad4space_ros.nodes.parameters import (
     declare_parameters, ParameterTable, read_only_descriptor)
 from vad4space_ros.nodes.ros_conversions import stamp_to_ns
@@ -478,14 +479,8 @@ class ReplayNode(Node):
         super().destroy_node()
 
 
-def main(args: list[str] | None = None) -> int:
-    """Run the replay; return 0 when played, 1 when the source is unusable or playback failed."""
-    rclpy.init(args=args)
-    try:
-        node = ReplayNode()
-    except ReplayError:
-        rclpy.try_shutdown()
-        return 1
+def _spin_while_playing(node: ReplayNode) -> None:
+    """Play in a thread beside the executor; stay idle afterwards unless exit_on_done."""
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     player = threading.Thread(target=node.play, name='vad4space_replay', daemon=True)
@@ -496,14 +491,15 @@ def main(args: list[str] | None = None) -> int:
         if rclpy.ok() and not node.param['exit_on_done']:
             node.get_logger().info('playback finished; idle until shut down')
             executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
     finally:
         node.stopping.set()
         player.join(timeout=ACK_TIMEOUT + 2.0)
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return node.exit_code
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the replay; return 0 when played, 1 when the source is unusable or playback failed."""
+    return run_node(ReplayNode, args, startup_errors=(ReplayError,), spin=_spin_while_playing,
+                    exit_code=lambda node: node.exit_code)
 
 
 if __name__ == '__main__':
