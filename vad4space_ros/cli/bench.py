@@ -225,16 +225,21 @@ def run_latency(args: argparse.Namespace) -> int:
                 row['footprint_mb'] = sum(Path(f).stat().st_size for f in files) / 1e6
                 row.update(_run_in_worker(backend, files, count, description['input_size'],
                                           images_file, work, args))
+                row['load_average'] = os.getloadavg()
                 rows.append(row)
                 _print_row(row)
-    _add_comparisons(rows)
-    report = {'created': time.strftime('%Y-%m-%dT%H:%M:%S'), 'size': args.size,
-              'images': args.images, 'cpu_count': os.cpu_count(),
-              'load_average': os.getloadavg(), 'rows': rows}
-    Path(args.output).write_text(json.dumps(report, indent=1))
+                _write_report(rows, args)  # partial results survive an interrupted run
+    _write_report(rows, args)
     print_table(rows)
     print(f'wrote {args.output}')
     return 0
+
+
+def _write_report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    _add_comparisons(rows)
+    report = {'created': time.strftime('%Y-%m-%dT%H:%M:%S'), 'size': args.size,
+              'images': args.images, 'cpu_count': os.cpu_count(), 'rows': rows}
+    Path(args.output).write_text(json.dumps(report, indent=1))
 
 
 def _run_in_worker(backend: str, files: list[str], threads: int, input_size: list[int],
