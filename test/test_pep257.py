@@ -23,7 +23,8 @@ def existing(names: list[str]) -> list[str]:
 @pytest.mark.linter
 @pytest.mark.pep257
 def test_pep257_package_code() -> None:
-    rc = main(argv=existing(PACKAGE_CODE) + ['--convention', 'pep257', '--add-ignore', 'D107', 'D401'])
+    rc = main(argv=existing(PACKAGE_CODE)
+              + ['--convention', 'pep257', '--add-ignore', 'D107', 'D401'])
     assert rc == 0, 'Found docstring style errors in package code (see output above)'
 
 
