@@ -130,3 +130,15 @@ def test_robust_patchcore_drops_injected_anomalies_and_recovers_auroc(
     assert robust_auroc >= plain_auroc + 0.05, (plain_auroc, robust_auroc)
     reloaded = AnomalyDetector.load(robust_detector.save(tmp_path / 'robust.safetensors'))
     assert reloaded.metadata['robust'] == record
+
+
+@pytest.mark.slow
+def test_method_screen_scores_each_image_out_of_fold(backbone):
+    """``screen='method'``: PaDiM fitted on the other folds ranks the two craters highest."""
+    from vad4space_ros.core.robust import out_of_fold_scores
+    rng = np.random.default_rng(4)
+    images = [render_chip(rng, 'none') for _ in range(16)] + [
+        render_chip(rng, 'ejecta') for _ in range(2)]
+    config = FitConfig('padim', backbone=backbone, input_size=(64, 64), progress=False)
+    scores = out_of_fold_scores(images, config, folds=3)
+    assert set(np.argsort(-scores)[:2]) == {16, 17}, scores

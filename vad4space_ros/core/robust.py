@@ -201,12 +201,15 @@ def screen_training_set(images: Sequence[np.ndarray], config: 'FitConfig', spec:
                         backbone_state: dict[str, torch.Tensor] | None,
                         robust: RobustConfig) -> ScreeningReport:
     """Score the training images (see the module docstring) and pick the ones to drop."""
-    if robust.screen == 'features':
-        features = patch_features(images, spec, backbone_state, tuple(config.input_size),
-                                  robust.batch_size, config.progress)
-        scores = leave_one_out_scores(features, robust.neighbours)
-    else:
-        scores = out_of_fold_scores(images, config, robust.folds)
+    # fork_rng: screening must not shift the final fit's random draws (e.g. PatchCore's coreset
+    # projection), so a screening that drops nothing gives exactly the plain fit.
+    with torch.random.fork_rng():
+        if robust.screen == 'features':
+            features = patch_features(images, spec, backbone_state, tuple(config.input_size),
+                                      robust.batch_size, config.progress)
+            scores = leave_one_out_scores(features, robust.neighbours)
+        else:
+            scores = out_of_fold_scores(images, config, robust.folds)
     dropped, cutoff = select_outliers(scores, robust)
     _, median, spread = robust_z(scores)
     LOGGER.info('robust screening (%s, %s) dropped %d of %d training images',
