@@ -23,7 +23,7 @@ import json
 import logging
 from pathlib import Path
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -34,8 +34,6 @@ from vad4space_ros.core.catalog import METHOD_NAMES
 from vad4space_ros.core.data.protocols import make_setting, SETTINGS, Split
 from vad4space_ros.core.data.samples import Dataset, load_dataset, load_rgb, Sample
 from vad4space_ros.core.metrics import image_metrics
-
-LOGGER = logging.getLogger(__name__)
 
 
 @dataclass
@@ -110,8 +108,7 @@ def run_benchmark(dataset: str, root: str | Path, out_dir: str | Path,
                   methods: Sequence[str] = METHOD_NAMES, settings: Sequence[int] = SETTINGS,
                   seed: int = 0, fit: FitOptions | None = None,
                   resources: ResourceOptions | None = None, progress: bool = True,
-                  plots: bool = True, max_train: int | None = None,
-                  echo: Callable[[str], None] | None = None) -> BenchmarkResult:
+                  plots: bool = True, max_train: int | None = None) -> BenchmarkResult:
     """Run the benchmark of the module docstring; write and return the results."""
     from vad4space_ros.core.fitting import FitConfig, fit_detector
 
@@ -207,8 +204,6 @@ def run_benchmark(dataset: str, root: str | Path, out_dir: str | Path,
     result.files = report.write_results(result, scores)
     if plots:
         result.files.update(_plots(result, models, splits, cache, scores))
-    if echo is not None:
-        echo(report.markdown_tables(result))
     return result
 
 
