@@ -269,6 +269,8 @@ def test_unusable_database_stops_the_node_with_a_clear_message(tmp_path, problem
         with ros_harness.run_node(COMMAND, parameters(database)) as first, \
                 ros_harness.RosTestNode() as ros:
             ros.wait_for_node('vad4space_downlink', process=first)
+            # The node joins the graph before it opens its database: wait for the file too.
+            ros.spin_until(database.exists, 30.0, first, what='database file')
             if problem == 'in use':
                 with ros_harness.run_node(COMMAND, parameters(database)) as second:
                     assert second.wait(timeout=30) == 2
