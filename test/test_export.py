@@ -214,3 +214,21 @@ def test_export_cli_writes_and_checks(fitted: dict, chips: dict, lunar_chips: Pa
     assert AnomalyDetector.load(output).model_id == fitted['patchcore'].model_id
     difference = float(printed.split('max relative difference ')[1].split(',')[0])
     assert difference < 1e-4
+
+
+@pytest.mark.slow
+def test_bench_latency_compares_backends_on_the_same_images(fitted: dict, tmp_path: Path) -> None:
+    source = fitted['patchcore'].save(tmp_path / 'patchcore.safetensors')
+    report = tmp_path / 'latency.json'
+    code = cli_main(['bench', 'latency', '--models', str(source), '--images', '3',
+                     '--warmup', '1', '--threads', '1', '--size', str(SIZE),
+                     '--backends', 'torch,onnxruntime,anomalib-torch',
+                     '--work-dir', str(tmp_path / 'work'), '--output', str(report)])
+    assert code == 0
+    rows = {row['backend']: row for row in json.loads(report.read_text())['rows']}
+    assert set(rows) == {'torch', 'onnxruntime', 'anomalib-torch'}
+    for row in rows.values():
+        assert len(row['latencies_ms']) == 3 and row['median_ms'] > 0
+        assert row['peak_mb'] > 0 and row['footprint_mb'] > 0
+    assert rows['onnxruntime']['score_rel_diff'] < 1e-4
+    assert rows['anomalib-torch']['score_rel_diff'] < 1e-4
