@@ -33,41 +33,51 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--false-alarm-rate', type=float, default=0.05,
                         help='target false-alarm rate on held-out normal images')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--robust', choices=('mad', 'fraction'),
+                        help='screen the training set for contamination first and drop the '
+                             'most atypical images by this rule (see core/robust.py)')
 
 
 def fit_config(args: argparse.Namespace):
     """Build a FitConfig from parsed options."""
     from vad4space_ros.core.fitting import FitConfig
+    from vad4space_ros.core.robust import RobustConfig
     return FitConfig(method=args.method, backbone=args.backbone, weights=args.weights,
                      input_size=(args.input_size, args.input_size), epochs=args.epochs,
                      batch_size=args.batch_size, false_alarm_rate=args.false_alarm_rate,
-                     seed=args.seed)
+                     seed=args.seed,
+                     robust=RobustConfig(rule=args.robust) if args.robust else None)
 
 
 def run_fit(args: argparse.Namespace) -> int:
     """Fit on a folder of normal images and write the model file."""
     from vad4space_ros.core.fitting import fit_detector
+    from vad4space_ros.core.spectral import fit_fused_detector
     train = image_files(args.train_dir)
     calibration = image_files(args.calibration_dir) if args.calibration_dir else None
-    print(f'fitting {args.method} on {len(train)} images from {args.train_dir}')
-    detector = fit_detector(train, fit_config(args), calibration)
+    print(f'fitting {args.method} on {len(train)} images from {args.train_dir}'
+          + (' with the 6-band spectral branch' if args.spectral_fusion else ''))
+    fit = fit_fused_detector if args.spectral_fusion else fit_detector
+    detector = fit(train, fit_config(args), calibration)
     path = detector.save(args.output)
-    calibration_info = detector.calibration
+    calibration_info = detector.metadata['calibration']
     print(f'wrote {path} ({path.stat().st_size / 1e6:.1f} MB), model_id {detector.model_id}, '
-          f'raw threshold {calibration_info.threshold:.4g} '
-          f'(false-alarm rate {calibration_info.false_alarm_rate})')
+          f'RGB raw threshold {calibration_info["threshold"]:.4g} '
+          f'(false-alarm rate {calibration_info["false_alarm_rate"]})')
     return 0
 
 
 def run_score(args: argparse.Namespace) -> int:
     """Print the calibrated score of each image (file or folder)."""
-    from vad4space_ros.core.detector import AnomalyDetector
-    detector = AnomalyDetector.load(args.model)
+    from vad4space_ros.core.data.samples import load_bands
+    from vad4space_ros.core.spectral import FusedDetector, load_model
+    detector = load_model(args.model)
+    load = load_bands if isinstance(detector, FusedDetector) else load_rgb
     files = [f for target in args.images
              for f in (image_files(target) if Path(target).is_dir() else [Path(target)])]
     print(f'{"score":>8} {"anomaly":>7}  image')
     for path in files:
-        prediction = detector.predict(load_rgb(path), threshold=args.threshold)
+        prediction = detector.predict(load(path), threshold=args.threshold)
         print(f'{prediction.score:8.3f} {str(prediction.is_anomaly):>7}  {path}')
     return 0
 
@@ -79,6 +89,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument('--calibration-dir',
                      help='held-out normal images for the threshold (default: 20%% of train)')
     fit.add_argument('--output', required=True, help='model file to write (.safetensors)')
+    fit.add_argument('--spectral-fusion', action='store_true',
+                     help='also fit the per-pixel RX branch on all bands of 6-band .npy tiles '
+                          'and fuse it with the RGB score (see core/spectral.py)')
     add_fit_arguments(fit)
     fit.set_defaults(func=run_fit)
     score = subparsers.add_parser('score', help='score images with a fitted model')
