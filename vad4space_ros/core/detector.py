@@ -52,7 +52,7 @@ class AnomalyDetector:
         self.model = model.eval()
         self.metadata = metadata
         self._embedding: torch.Tensor | None = None
-        _feature_backbone(model).register_forward_hook(self._keep_embedding)
+        feature_backbone(model).register_forward_hook(self._keep_embedding)
 
     @property
     def calibration(self) -> Calibration:
@@ -145,7 +145,7 @@ class AnomalyDetector:
                 state = {key: artifact.get_tensor(key) for key in artifact.keys()}
         except (SafetensorError, OSError, ValueError) as error:
             raise ArtifactError(f'{path} is not a readable vad4space model: {error}') from None
-        metadata = _parse_metadata(path, header)
+        metadata = parse_metadata(path, header)
         try:
             return cls.from_state(metadata, state)
         except (RuntimeError, ValueError, KeyError) as error:
@@ -162,7 +162,8 @@ class AnomalyDetector:
         return cls(module.model, metadata)
 
 
-def _parse_metadata(path: Path, header: dict[str, str]) -> dict[str, Any]:
+def parse_metadata(path: Path, header: dict[str, str]) -> dict[str, Any]:
+    """Validate the JSON metadata of an artifact header; raise ArtifactError when unusable."""
     try:
         metadata = json.loads(header[METADATA_KEY])
     except (KeyError, json.JSONDecodeError):
@@ -187,7 +188,7 @@ def detached_state(model: nn.Module) -> dict[str, torch.Tensor]:
             for key, value in model.state_dict().items()}
 
 
-def _feature_backbone(model: nn.Module) -> nn.Module:
+def feature_backbone(model: nn.Module) -> nn.Module:
     """Return the first (pretrained) timm feature extractor inside an anomalib model."""
     for module in model.modules():
         if hasattr(module, 'feature_info') and not hasattr(module, 'feature_extractor'):

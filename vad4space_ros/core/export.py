@@ -43,7 +43,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from vad4space_ros.core.backbones import backbone_weights, get_backbone
-from vad4space_ros.core.detector import _feature_backbone, AnomalyDetector, detached_state
+from vad4space_ros.core.detector import AnomalyDetector, detached_state, feature_backbone
 from vad4space_ros.core.detector import METADATA_KEY
 from vad4space_ros.core.methods import build_method
 from vad4space_ros.core.preprocess import to_model_input
@@ -72,7 +72,7 @@ class ExportGraph(nn.Module):
         super().__init__()
         self.model = model.eval()
         self._deepest: torch.Tensor | None = None
-        _feature_backbone(model).register_forward_hook(self._keep_deepest)
+        feature_backbone(model).register_forward_hook(self._keep_deepest)
 
     def _keep_deepest(self, _module: nn.Module, _inputs: Any, outputs: Any) -> None:
         self._deepest = list(outputs.values())[-1] if isinstance(outputs, dict) else outputs[-1]

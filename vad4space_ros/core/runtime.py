@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from vad4space_ros.core.backbones import get_backbone
-from vad4space_ros.core.detector import _parse_metadata, AnomalyDetector, ArtifactError
+from vad4space_ros.core.detector import AnomalyDetector, ArtifactError, parse_metadata
 from vad4space_ros.core.preprocess import to_model_input
 
 RUNTIMES = ('onnxruntime', 'openvino')
@@ -63,7 +63,7 @@ class ExportedDetector(AnomalyDetector):
             run, header = loader(path, threads)
         except Exception as error:  # the runtimes raise their own (non-standard) error types
             raise ArtifactError(f'{path} is not a readable exported model: {error}') from None
-        metadata = _parse_metadata(path, header)
+        metadata = parse_metadata(path, header)
         if metadata.get('export', {}).get('format') is None:
             raise ArtifactError(f'{path}: metadata lacks the export section')
         return cls(run, metadata, runtime, path)

@@ -44,7 +44,7 @@ from torch.nn import functional as F
 
 from vad4space_ros.core.calibration import CALIBRATED_THRESHOLD, Calibration
 from vad4space_ros.core.detector import (
-    _parse_metadata, AnomalyDetector, ArtifactError, detached_state, METADATA_KEY, Prediction)
+    AnomalyDetector, ArtifactError, detached_state, METADATA_KEY, parse_metadata, Prediction)
 
 SPECTRAL_PREFIX = 'spectral.'
 FUSION_RULES = ('max', 'mean')
@@ -269,7 +269,7 @@ def load_model(path: str | Path) -> AnomalyDetector | FusedDetector:
         raise ArtifactError(f'model file not found: {path}')
     try:
         with safe_open(str(path), framework='pt') as artifact:
-            metadata = _parse_metadata(path, artifact.metadata() or {})
+            metadata = parse_metadata(path, artifact.metadata() or {})
             if 'spectral' not in metadata:
                 return AnomalyDetector.load(path)
             state = {key: artifact.get_tensor(key) for key in artifact.keys()}
