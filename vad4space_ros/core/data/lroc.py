@@ -13,8 +13,8 @@ import csv
 from pathlib import Path
 
 from vad4space_ros.core.data.samples import (
-    ANOMALY, Dataset, DatasetError, IMAGE_SUFFIXES, keep_readable, list_files, NORMAL,
-    require_root, Sample)
+    ANOMALY, Dataset, DatasetError, find_layout_root, IMAGE_SUFFIXES, keep_readable, list_files,
+    NORMAL, Sample)
 
 SPLITS = ('train', 'val', 'test')
 CLASSES = ('none', 'ejecta', 'oldcrater')
@@ -30,17 +30,8 @@ REAL_COUNTS = {
 
 def find_root(root: Path | str) -> Path:
     """Return the folder holding the split folders: ``root`` itself or one level below it."""
-    base = require_root(root)
-    if any((base / split).is_dir() for split in SPLITS):
-        return base
-    nested = [child for child in sorted(base.iterdir())
-              if child.is_dir() and any((child / split).is_dir() for split in SPLITS)]
-    if len(nested) == 1:
-        return nested[0]
-    found = sorted(p.name for p in base.iterdir())[:20]
-    raise DatasetError(
-        f'{base} is not an LROC dataset root: expected {"/".join(SPLITS)} folders each holding '
-        f'{"/".join(CLASSES)} (found: {found or "nothing"})')
+    return find_layout_root(
+        root, SPLITS, f'{"/".join(SPLITS)} folders each holding {"/".join(CLASSES)}', 'an LROC')
 
 
 def load_lroc(root: Path | str, verify: bool = True) -> Dataset:

@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from vad4space_ros.core.data.samples import (
-    ANOMALY, BANDS_SUFFIX, Dataset, DatasetError, keep_readable, list_files, NORMAL,
-    require_root, Sample)
+    ANOMALY, BANDS_SUFFIX, Dataset, DatasetError, find_layout_root, keep_readable, list_files,
+    NORMAL, Sample)
 
 TILE_SHAPE = (64, 64, 6)
 BAND_FILTERS = ('R1', 'R2', 'R3', 'R4', 'R5', 'R6')
@@ -102,17 +102,8 @@ def rgb_view(tile: np.ndarray) -> np.ndarray:
 
 def find_root(root: Path | str) -> Path:
     """Return the folder holding the Mastcam split folders: ``root`` or one level below."""
-    base = require_root(root)
     names = list(TYPICAL_FOLDERS.values()) + [NOVEL_FOLDER]
-    if any((base / name).is_dir() for name in names):
-        return base
-    nested = [child for child in sorted(base.iterdir())
-              if child.is_dir() and any((child / name).is_dir() for name in names)]
-    if len(nested) == 1:
-        return nested[0]
-    found = sorted(p.name for p in base.iterdir())[:20]
-    raise DatasetError(
-        f'{base} is not a Mastcam dataset root: expected {names} (found: {found or "nothing"})')
+    return find_layout_root(root, names, str(names), 'a Mastcam')
 
 
 def _novel_samples(novel_root: Path) -> list[Sample]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import logging
 from pathlib import Path
-from typing import Iterable, Iterator, Union
+from typing import Iterable, Iterator, Sequence, Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -148,6 +148,28 @@ def list_files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
     """Return the regular files of ``folder`` with one of ``suffixes``, sorted by name."""
     return sorted(p for p in folder.iterdir()
                   if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith('.'))
+
+
+def find_layout_root(root: Path | str, folders: Sequence[str], expected: str,
+                     layout: str) -> Path:
+    """Return the folder holding any of ``folders``: ``root`` itself or its one such child.
+
+    ``layout`` names the dataset in the error (e.g. 'an LROC'), ``expected`` describes the
+    folders it should hold.
+    """
+    base = require_root(root)
+
+    def holds(folder: Path) -> bool:
+        return any((folder / name).is_dir() for name in folders)
+
+    if holds(base):
+        return base
+    nested = [child for child in sorted(base.iterdir()) if child.is_dir() and holds(child)]
+    if len(nested) == 1:
+        return nested[0]
+    found = sorted(p.name for p in base.iterdir())[:20]
+    raise DatasetError(f'{base} is not {layout} dataset root: expected {expected} '
+                       f'(found: {found or "nothing"})')
 
 
 def require_root(root: Path | str) -> Path:
