@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-import logging
 from pathlib import Path
 import tempfile
 from typing import Callable, Sequence
@@ -23,7 +22,6 @@ from vad4space_ros.core.preprocess import to_model_input
 from vad4space_ros.core.robust import robust_training_set, RobustConfig
 
 ImageSource = str | Path | np.ndarray
-LOGGER = logging.getLogger(__name__)
 
 
 @dataclass
