@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from vad4space_ros.core.backbones import get_backbone
 from vad4space_ros.core.catalog import METHOD_NAMES
 from vad4space_ros.core.data.synthetic_lunar import render_chip
 from vad4space_ros.core.detector import AnomalyDetector, ArtifactError
 from vad4space_ros.core.fitting import fit_detector, FitConfig
+from vad4space_ros.core.methods import build_method, EDGE_OPTIONS, get_method
 
 # Per-method training budget for the test: small inputs, few epochs, 2-core CPU.
 TEST_INPUT = {'simplenet': 128}
@@ -124,3 +126,40 @@ def test_unknown_format_is_rejected(padim_file, tmp_path):
     save_file(load_file(str(padim_file)), str(foreign))
     with pytest.raises(ArtifactError, match='no vad4space metadata'):
         AnomalyDetector.load(foreign)
+
+
+@pytest.mark.parametrize('method', sorted(EDGE_OPTIONS))
+def test_edge_profile_detects_craters_and_round_trips(method, backbone, chips, tmp_path):
+    """The edge options shrink the model, still detect craters and are rebuilt on load."""
+    options = {**EDGE_OPTIONS[method], 'coreset_sampling_ratio': 0.05} if method == 'patchcore' \
+        else EDGE_OPTIONS[method]
+    config = FitConfig(method=method, backbone=backbone, input_size=(96, 96), progress=False,
+                       method_options=options)
+    detector = fit_detector(chips['train'], config)
+    test_images = chips['test_normal'] + chips['test_anomalous']
+    labels = [0] * len(chips['test_normal']) + [1] * len(chips['test_anomalous'])
+    scores = detector.raw_scores(test_images)
+    assert roc_auc_score(labels, scores) > AUROC_FLOOR
+    assert detector.metadata['method_options'] == {**get_method(method).options, **options}
+    model = detector.model
+    if method == 'padim':  # 64 channels on the stride-8 grid: 12x12 Gaussians at 96 px
+        assert tuple(model.gaussian.inv_covariance.shape) == (144, 64, 64)
+    else:  # 5% of 24 images x 12x12 patches
+        assert model.memory_bank.shape[0] == int(0.05 * 24 * 144)
+
+    loaded = AnomalyDetector.load(detector.save(tmp_path / f'{method}-edge.safetensors'))
+    np.testing.assert_array_equal(loaded.raw_scores(test_images), scores)
+
+
+def test_unknown_or_invalid_method_options_are_clear_errors(backbone):
+    """Options a method does not have, or values out of range, raise ValueError early."""
+    spec = get_backbone(backbone)
+    with pytest.raises(ValueError, match='allowed: coreset_sampling_ratio'):
+        build_method('patchcore', spec, (64, 64), {'n_features': 8})
+    with pytest.raises(ValueError, match='allowed: none'):
+        build_method('stfpm', spec, (64, 64), {'levels': [1]})
+    channels = sum(spec.channels[1:])
+    with pytest.raises(ValueError, match=f'n_features must be in 1..{channels}'):
+        build_method('padim', spec, (64, 64), {'levels': [2, 3], 'n_features': channels + 1})
+    with pytest.raises(ValueError, match='levels must be increasing'):
+        build_method('padim', spec, (64, 64), {'levels': [3, 2]})

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+from typing import Any
 
 from vad4space_ros.core.catalog import BACKBONE_NAMES, METHOD_NAMES, WEIGHT_SOURCES
 from vad4space_ros.core.data.samples import BANDS_SUFFIX, IMAGE_SUFFIXES, load_rgb
@@ -36,6 +38,27 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--robust', choices=('mad', 'fraction'),
                         help='screen the training set for contamination first and drop the '
                              'most atypical images by this rule (see core/robust.py)')
+    parser.add_argument('--profile', choices=('default', 'edge'), default='default',
+                        help="'edge': the onboard options of core/methods.py EDGE_OPTIONS "
+                             '(compact PaDiM, 1%% PatchCore coreset)')
+    parser.add_argument('--method-option', action='append', default=[], metavar='KEY=JSON',
+                        help='set a method option, e.g. n_features=64 or levels=[2,3] '
+                             '(repeatable; applied after --profile)')
+
+
+def method_options(method: str, profile: str, assignments: list[str]) -> dict[str, Any]:
+    """Merge the profile's options for ``method`` with ``KEY=JSON`` assignments."""
+    from vad4space_ros.core.methods import EDGE_OPTIONS
+    options = dict(EDGE_OPTIONS.get(method, {})) if profile == 'edge' else {}
+    for assignment in assignments:
+        key, separator, text = assignment.partition('=')
+        if not separator or not key:
+            raise ValueError(f'--method-option expects KEY=JSON, got {assignment!r}')
+        try:
+            options[key] = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f'--method-option {key}: {text!r} is not JSON ({error})') from None
+    return options
 
 
 def fit_config(args: argparse.Namespace):
@@ -46,7 +69,9 @@ def fit_config(args: argparse.Namespace):
                      input_size=(args.input_size, args.input_size), epochs=args.epochs,
                      batch_size=args.batch_size, false_alarm_rate=args.false_alarm_rate,
                      seed=args.seed,
-                     robust=RobustConfig(rule=args.robust) if args.robust else None)
+                     robust=RobustConfig(rule=args.robust) if args.robust else None,
+                     method_options=method_options(args.method, args.profile,
+                                                   args.method_option))
 
 
 def run_fit(args: argparse.Namespace) -> int:

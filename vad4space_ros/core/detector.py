@@ -157,7 +157,7 @@ class AnomalyDetector:
         """Rebuild the architecture named in ``metadata`` and load ``state`` strictly."""
         with backbone_weights(None):
             module = build_method(metadata['method'], get_backbone(metadata['backbone']),
-                                  tuple(metadata['input_size']))
+                                  tuple(metadata['input_size']), metadata.get('method_options'))
         module.model.load_state_dict(state, strict=True)
         return cls(module.model, metadata)
 

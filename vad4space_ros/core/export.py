@@ -137,7 +137,7 @@ def rebuild_module(detector: AnomalyDetector) -> nn.Module:
     metadata = detector.metadata
     with backbone_weights(None):
         module = build_method(metadata['method'], get_backbone(metadata['backbone']),
-                              tuple(metadata['input_size']))
+                              tuple(metadata['input_size']), metadata.get('method_options'))
     module.model.load_state_dict(detached_state(detector.model), strict=True)
     return module.eval()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 import tempfile
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from anomalib.data import ImageBatch, ImageItem
 import lightning
@@ -40,6 +40,7 @@ class FitConfig:
     progress: bool = True
     extra_metadata: dict = field(default_factory=dict)
     robust: RobustConfig | None = None
+    method_options: dict[str, Any] = field(default_factory=dict)
 
 
 class ImageListDataset(Dataset):
@@ -109,7 +110,8 @@ def fit_detector(train: Sequence[ImageSource], config: FitConfig,
     lightning.seed_everything(config.seed, verbose=False)
     backbone_state = load_backbone_state(spec, config.weights)
     with backbone_weights(backbone_state):
-        module = build_method(method.name, spec, tuple(config.input_size))
+        module = build_method(method.name, spec, tuple(config.input_size),
+                              config.method_options)
     dataset = ImageListDataset(train, tuple(config.input_size), spec, loader)
     screening = {}
     if config.robust is not None:  # drop atypical (likely contaminating) images, see robust.py
@@ -126,7 +128,9 @@ def fit_detector(train: Sequence[ImageSource], config: FitConfig,
         trainer.fit(module, datamodule=ImageListDataModule(dataset, config.batch_size,
                                                            config.seed))
     # Rebuild exactly as AnomalyDetector.load does, so a saved model scores bit-identically.
-    base = {'method': method.name, 'backbone': spec.name, 'input_size': list(config.input_size)}
+    options = method.resolve_options(config.method_options)
+    base = {'method': method.name, 'backbone': spec.name, 'input_size': list(config.input_size),
+            'method_options': options}
     detector = AnomalyDetector.from_state(base, detached_state(module.model))
     calibration_images = ImageListDataset(calibration, tuple(config.input_size), spec, loader)
     normal_scores = detector.raw_scores(
@@ -136,6 +140,7 @@ def fit_detector(train: Sequence[ImageSource], config: FitConfig,
         method.name, spec.name, config.weights, state_fingerprint(backbone_state),
         tuple(config.input_size), Calibration.from_normal_scores(normal_scores,
                                                                  config.false_alarm_rate),
-        detector.model, {'epochs': epochs, 'train_count': len(train), **screening,
+        detector.model, {'epochs': epochs, 'train_count': len(train), 'method_options': options,
+                         **screening,
                          **config.extra_metadata})
     return detector

@@ -6,7 +6,8 @@ anomalib's defaults assume ResNet/WideResNet backbones in places; the adaptation
   ImageNet weights load offline; three feature levels at strides 4/8/16 (MobileNetV2 blocks 1, 2
   and 4). anomalib's own pre-/post-processing, evaluator and visualiser are off: images are
   prepared by :mod:`.preprocess`, thresholds come from :mod:`.calibration`.
-- PaDiM: ``n_features`` must be given for a non-ResNet backbone (all 152 channels are kept).
+- PaDiM: ``n_features`` must be given for a non-ResNet backbone (default: all channels of the
+  chosen levels, 152 for MobileNetV2's three).
 - PatchCore: levels 2 and 3 only (stride 8/16, as anomalib's layer2+layer3 default) since the
   stride-4 level would quadruple the memory bank and coreset time on a CPU.
 - CFA: anomalib only builds torchvision ResNet/VGG extractors (and downloads them); here the
@@ -22,6 +23,14 @@ anomalib's defaults assume ResNet/WideResNet backbones in places; the adaptation
   so that noise is too faint to learn from (the head then ranked craters *below* normal terrain:
   AUROC 0.1-0.36 on generated chips). The noise std is raised to 0.25 (AUROC 0.95 there; 0.1
   gave 0.77). This was chosen from those three values on generated data, not real imagery.
+
+Method options (``build_method(..., options)``, recorded in the artifact metadata so loading
+rebuilds the same architecture): PaDiM ``levels`` (which of the three backbone levels, 1-based)
+and ``n_features`` (anomalib's random channel subset); PatchCore ``levels``,
+``coreset_sampling_ratio`` and ``num_neighbors``. :data:`EDGE_OPTIONS` is the onboard profile:
+PaDiM on levels 2-3 (a 32x32 Gaussian grid at 256 px instead of 64x64) with 64 of their 128
+channels, PatchCore with a 1% coreset (the PatchCore paper's smallest setting), so a model fits
+Table III's footprint and a 2-core CPU's 10-15 ms budget (see ``vad4space bench latency``).
 """
 from __future__ import annotations
 
@@ -195,33 +204,62 @@ class MobileReverseDistillation(ReverseDistillation):
         self.loss = ReverseDistillationLoss()
 
 
+Options = dict[str, Any]
+
+
 @dataclass(frozen=True)
 class MethodSpec:
-    """How to build one VAD method and how long it trains by default."""
+    """How to build one VAD method, how long it trains by default and its tunable options."""
 
     name: str
     anomalib_name: str
-    build: Callable[[BackboneSpec, dict[str, Any]], AnomalibModule]
+    build: Callable[[BackboneSpec, dict[str, Any], Options], AnomalibModule]
     default_epochs: int
-    options: dict[str, Any] = field(default_factory=dict)
+    options: Options = field(default_factory=dict)
+
+    def resolve_options(self, options: Options | None) -> Options:
+        """Return the defaults updated by ``options``; raise ValueError on unknown names."""
+        options = dict(options or {})
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            allowed = ', '.join(sorted(self.options)) or 'none'
+            raise ValueError(f'{self.name} has no option(s) {unknown}; allowed: {allowed}')
+        return {**self.options, **options}
 
 
-def _padim(spec: BackboneSpec, components: dict[str, Any]) -> AnomalibModule:
-    return Padim(backbone=spec.registered_name, layers=list(spec.layers), pre_trained=True,
-                 n_features=sum(spec.channels), **components)
+def _layers(spec: BackboneSpec, levels: list[int]) -> list[str]:
+    """Return the backbone layer names of 1-based ``levels`` (validated)."""
+    levels = [int(level) for level in levels]
+    if not levels or sorted(set(levels)) != levels or not 1 <= levels[0] <= levels[-1] <= 3:
+        raise ValueError(f'levels must be increasing values in 1..3, got {levels}')
+    return [spec.layers[level - 1] for level in levels]
 
 
-def _patchcore(spec: BackboneSpec, components: dict[str, Any]) -> AnomalibModule:
-    return Patchcore(backbone=spec.registered_name, layers=list(spec.layers[1:]),
-                     pre_trained=True, coreset_sampling_ratio=0.1, num_neighbors=9,
-                     **components)
+def _padim(spec: BackboneSpec, components: dict[str, Any], options: Options) -> AnomalibModule:
+    layers = _layers(spec, options['levels'])
+    channels = sum(spec.channels[spec.layers.index(layer)] for layer in layers)
+    n_features = options['n_features'] or channels
+    if not 0 < n_features <= channels:
+        raise ValueError(f'n_features must be in 1..{channels} for levels {options["levels"]}')
+    return Padim(backbone=spec.registered_name, layers=layers, pre_trained=True,
+                 n_features=n_features, **components)
 
 
-def _stfpm(spec: BackboneSpec, components: dict[str, Any]) -> AnomalibModule:
+def _patchcore(spec: BackboneSpec, components: dict[str, Any], options: Options) -> AnomalibModule:
+    ratio = float(options['coreset_sampling_ratio'])
+    if not 0.0 < ratio <= 1.0:
+        raise ValueError(f'coreset_sampling_ratio must be in (0, 1], got {ratio}')
+    return Patchcore(backbone=spec.registered_name, layers=_layers(spec, options['levels']),
+                     pre_trained=True, coreset_sampling_ratio=ratio,
+                     num_neighbors=int(options['num_neighbors']), **components)
+
+
+def _stfpm(spec: BackboneSpec, components: dict[str, Any], _options: Options) -> AnomalibModule:
     return Stfpm(backbone=spec.registered_name, layers=list(spec.layers), **components)
 
 
-def _supersimplenet(spec: BackboneSpec, components: dict[str, Any]) -> AnomalibModule:
+def _supersimplenet(spec: BackboneSpec, components: dict[str, Any],
+                    _options: Options) -> AnomalibModule:
     module = Supersimplenet(backbone=spec.registered_name, layers=list(spec.layers[1:]),
                             **components)
     module.model.anomaly_generator.noise_std = SUPERSIMPLENET_NOISE_STD
@@ -230,15 +268,20 @@ def _supersimplenet(spec: BackboneSpec, components: dict[str, Any]) -> AnomalibM
 
 METHODS: dict[str, MethodSpec] = {
     spec.name: spec for spec in (
-        MethodSpec('patchcore', 'Patchcore', _patchcore, 1),
-        MethodSpec('padim', 'Padim', _padim, 1),
-        MethodSpec('cfa', 'Cfa', lambda s, c: MobileCfa(s, **c), 5),
+        MethodSpec('patchcore', 'Patchcore', _patchcore, 1,
+                   {'levels': [2, 3], 'coreset_sampling_ratio': 0.1, 'num_neighbors': 9}),
+        MethodSpec('padim', 'Padim', _padim, 1, {'levels': [1, 2, 3], 'n_features': None}),
+        MethodSpec('cfa', 'Cfa', lambda s, c, _o: MobileCfa(s, **c), 5),
         MethodSpec('stfpm', 'Stfpm', _stfpm, 10),
         MethodSpec('rd4ad', 'ReverseDistillation',
-                   lambda s, c: MobileReverseDistillation(s, **c), 10),
+                   lambda s, c, _o: MobileReverseDistillation(s, **c), 10),
         MethodSpec('simplenet', 'Supersimplenet', _supersimplenet, 10),
-        MethodSpec('fastflow', 'Fastflow', lambda s, c: MobileFastflow(s, **c), 10),
+        MethodSpec('fastflow', 'Fastflow', lambda s, c, _o: MobileFastflow(s, **c), 10),
     )
+}
+EDGE_OPTIONS: dict[str, Options] = {
+    'padim': {'levels': [2, 3], 'n_features': 64},
+    'patchcore': {'coreset_sampling_ratio': 0.01},
 }
 
 
@@ -254,8 +297,13 @@ def get_method(name: str) -> MethodSpec:
         raise ValueError(f'unknown method {name!r}; choose one of {sorted(METHODS)}') from None
 
 
-def build_method(method: str, spec: BackboneSpec, input_size: tuple[int, int]) -> AnomalibModule:
-    """Build the anomalib module of ``method`` (weights per the active backbone_weights())."""
+def build_method(method: str, spec: BackboneSpec, input_size: tuple[int, int],
+                 options: Options | None = None) -> AnomalibModule:
+    """Build the anomalib module of ``method`` (weights per the active backbone_weights()).
+
+    ``options`` overrides the method's defaults (:attr:`MethodSpec.options`).
+    """
+    method_spec = get_method(method)
     components = {
         # Resize only: images arrive already resized and normalised (see preprocess.py); the
         # pre-processor is what tells FastFlow/RD4AD their input size.
@@ -264,4 +312,4 @@ def build_method(method: str, spec: BackboneSpec, input_size: tuple[int, int]) -
         'evaluator': False,
         'visualizer': False,
     }
-    return get_method(method).build(spec, components)
+    return method_spec.build(spec, components, method_spec.resolve_options(options))
