@@ -57,59 +57,121 @@ def auroc(labels: list[int], scores: np.ndarray) -> float:
     return float(roc_auc_score(labels, scores))
 
 
-def robust_rows(dataset, methods: list[str], size: int, seed: int, robust_config) -> list[dict]:
-    """Fit every method with/without robust mode on settings 2 and 3; return table rows."""
+class ImageCache:
+    """RGB images loaded once per run (seeds and settings share most of them)."""
+
+    def __init__(self) -> None:
+        self.images: dict = {}
+
+    def get(self, samples) -> list[np.ndarray]:
+        """Return the images of ``samples``."""
+        from vad4space_ros.core.data.samples import load_rgb
+        for sample in samples:
+            if sample.path not in self.images:
+                self.images[sample.path] = load_rgb(sample)
+        return [self.images[sample.path] for sample in samples]
+
+
+def robust_rows(dataset, methods: list[str], size: int, seeds: list[int], robust_config,
+                epochs: int | None = None) -> list[dict]:
+    """Fit every method with/without robust mode on settings 2 and 3 per seed; return rows.
+
+    One row per (method, seed). Settings 2 and 3 of a seed share their test set, so the
+    differences s3 - s2 and s2r - s2 are paired.
+    """
     from vad4space_ros.core.data.protocols import make_setting
-    from vad4space_ros.core.data.samples import load_rgb
     from vad4space_ros.core.fitting import fit_detector, FitConfig
-    splits = {s: make_setting(dataset, s, seed) for s in (2, 3)}
-    full = make_setting(dataset, 1, seed).test
-    contamination = {x.path for x in splits[3].train if x.is_anomaly}
-    evaluation = [x for x in full if x.path not in contamination]
-    protocol = {x.path for x in splits[2].test}
-    images = [load_rgb(x) for x in evaluation]
-    calibration = [load_rgb(x) for x in splits[2].calibration]
+    cache = ImageCache()
     rows = []
-    for method in methods:
-        row = {'dataset': dataset.name, 'method': method}
-        for robust in (False, True):
-            for setting, split in splits.items():
-                config = FitConfig(method, input_size=(size, size), seed=seed, progress=False,
-                                   robust=robust_config if robust else None)
-                start = time.perf_counter()
-                detector = fit_detector([load_rgb(x) for x in split.train], config, calibration)
-                fit_s = time.perf_counter() - start
-                scores = detector.raw_scores(images)
-                labels = [x.label for x in evaluation]
-                chosen = [i for i, x in enumerate(evaluation) if x.path in protocol]
-                key = f's{setting}{"r" if robust else ""}'
-                row[key] = auroc([labels[i] for i in chosen], scores[chosen])
-                row[key + '_all'] = auroc(labels, scores)
-                row[key + '_fit_s'] = fit_s
-                if robust:
-                    dropped = detector.metadata['robust']['dropped_indices']
-                    row[key + '_dropped'] = (sum(split.train[i].is_anomaly for i in dropped),
-                                             len(dropped))
-                print(f'  {dataset.name} {method} {key}: AUROC {row[key]:.3f} '
-                      f'(all {row[key + "_all"]:.3f}), fit {fit_s:.0f} s', flush=True)
-        rows.append(row)
+    for seed in seeds:
+        splits = {s: make_setting(dataset, s, seed) for s in (2, 3)}
+        full = make_setting(dataset, 1, seed).test
+        contamination = {x.path for x in splits[3].train if x.is_anomaly}
+        evaluation = [x for x in full if x.path not in contamination]
+        protocol = {x.path for x in splits[2].test}
+        labels = np.array([x.label for x in evaluation])
+        chosen = np.array([x.path in protocol for x in evaluation])
+        images = cache.get(evaluation)
+        calibration = cache.get(splits[2].calibration)
+        for method in methods:
+            row = {'dataset': dataset.name, 'method': method, 'seed': seed}
+            for robust in (False, True):
+                for setting, split in splits.items():
+                    config = FitConfig(method, input_size=(size, size), seed=seed,
+                                       progress=False, epochs=epochs,
+                                       robust=robust_config if robust else None)
+                    start = time.perf_counter()
+                    detector = fit_detector(cache.get(split.train), config, calibration)
+                    fit_s = time.perf_counter() - start
+                    scores = detector.raw_scores(images)
+                    key = f's{setting}{"r" if robust else ""}'
+                    row[key] = auroc(labels[chosen], scores[chosen])
+                    row[key + '_all'] = auroc(labels, scores)
+                    row[key + '_fit_s'] = fit_s
+                    if robust:
+                        dropped = detector.metadata['robust']['dropped_indices']
+                        row[key + '_dropped'] = (
+                            sum(split.train[i].is_anomaly for i in dropped), len(dropped))
+                    print(f'  {dataset.name} seed {seed} {method} {key}: AUROC {row[key]:.3f} '
+                          f'(all {row[key + "_all"]:.3f}), fit {fit_s:.0f} s', flush=True)
+            rows.append(row)
     return rows
 
 
+METRICS = ('s2', 's3', 's2r', 's3r')
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Mean and std over seeds per (dataset, method), of AUROCs and paired differences."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row['dataset'], row['method']), []).append(row)
+    summary = []
+    for (dataset, method), group in groups.items():
+        entry = {'dataset': dataset, 'method': method, 'seeds': [r['seed'] for r in group]}
+        for view in ('', '_all'):
+            series = {m: np.array([r[m + view] for r in group]) for m in METRICS}
+            series['d'] = series['s3'] - series['s2']
+            series['dr'] = series['s3r'] - series['s2r']
+            series['s2r-s2'] = series['s2r'] - series['s2']
+            for name, values in series.items():
+                entry[name + view] = (float(values.mean()), float(values.std()))
+        for key in ('s2r_dropped', 's3r_dropped'):
+            entry[key] = (float(np.mean([r[key][0] for r in group])),
+                          float(np.mean([r[key][1] for r in group])))
+        entry['fit_s'] = {m: float(np.mean([r[m + '_fit_s'] for r in group]))
+                          for m in METRICS}
+        summary.append(entry)
+    return summary
+
+
+def _pm(value: tuple[float, float], sign: bool = False) -> str:
+    return (f'{value[0]:+.3f}' if sign else f'{value[0]:.3f}') + f'±{value[1]:.3f}'
+
+
 def print_robust(rows: list[dict]) -> None:
-    """Print the robust-fitting table."""
-    print('\nContamination-robust fitting: image AUROC, setting 2 -> 3 (SYNTHETIC data)')
-    header = (f'{"dataset":8} {"method":10} | {"s2":>6} {"s3":>6} {"d":>6} | {"s2 rob":>6} '
-              f'{"s3 rob":>6} {"d":>6} | {"s2 all":>6} {"s3 all":>6} {"s2r all":>7} '
-              f'{"s3r all":>7} | dropped s2r s3r')
-    print(header)
-    print('-' * len(header))
-    for r in rows:
-        print(f'{r["dataset"]:8} {r["method"]:10} | {r["s2"]:6.3f} {r["s3"]:6.3f} '
-              f'{r["s3"] - r["s2"]:+6.3f} | {r["s2r"]:6.3f} {r["s3r"]:6.3f} '
-              f'{r["s3r"] - r["s2r"]:+6.3f} | {r["s2_all"]:6.3f} {r["s3_all"]:6.3f} '
-              f'{r["s2r_all"]:7.3f} {r["s3r_all"]:7.3f} | '
-              f'{"%d/%d" % tuple(r["s2r_dropped"]):>5} {"%d/%d" % tuple(r["s3r_dropped"]):>5}')
+    """Print the robust-fitting table: mean±std over seeds, protocol and all-test views."""
+    summary = summarise(rows)
+    seeds = sorted({r['seed'] for r in rows})
+    for view, label in (('', 'protocol test (5% anomalies)'),
+                        ('_all', 'all held-out test images')):
+        print(f'\nContamination-robust fitting, image AUROC on the {label}, mean±std over '
+              f'seeds {seeds} (SYNTHETIC data)')
+        header = (f'{"dataset":8} {"method":10} | {"S2":>11} {"S3":>11} {"d":>12} | '
+                  f'{"S2 rob":>11} {"S3 rob":>11} {"d rob":>12} | {"S2rob-S2":>12} | '
+                  'dropped S2 S3 (anom/total, mean)')
+        print(header)
+        print('-' * len(header))
+        for e in summary:
+            print(f'{e["dataset"]:8} {e["method"]:10} | {_pm(e["s2" + view]):>11} '
+                  f'{_pm(e["s3" + view]):>11} {_pm(e["d" + view], True):>12} | '
+                  f'{_pm(e["s2r" + view]):>11} {_pm(e["s3r" + view]):>11} '
+                  f'{_pm(e["dr" + view], True):>12} | {_pm(e["s2r-s2" + view], True):>12} | '
+                  f'{"%.1f/%.1f" % e["s2r_dropped"]:>9} {"%.1f/%.1f" % e["s3r_dropped"]:>9}')
+    print('\nMean fit seconds (S2, S3, S2 robust, S3 robust):')
+    for e in summary:
+        print(f'{e["dataset"]:8} {e["method"]:10} ' + ', '.join(
+            f'{e["fit_s"][m]:.1f}' for m in METRICS))
 
 
 def fusion_rows(dataset, methods: list[str], size: int, seed: int) -> list[dict]:
@@ -191,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--fusion-methods', default='padim,patchcore')
     parser.add_argument('--size', type=int, default=96, help='model input side (px)')
     parser.add_argument('--seed', type=int, default=0, help='protocol and fit seed')
+    parser.add_argument('--seeds', help='comma list of protocol/fit seeds for the robust part '
+                        '(overrides --seed; tables show mean±std over them), e.g. 0,1,2,3,4')
+    parser.add_argument('--epochs', type=int,
+                        help='epochs for every method (default: the method default)')
     parser.add_argument('--data-seed', type=int, default=1, help='generator seed')
     parser.add_argument('--root', type=Path, default=DEFAULT_ROOT)
     parser.add_argument('--rule', choices=('mad', 'fraction'), default='mad',
@@ -201,14 +267,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from vad4space_ros.core.robust import RobustConfig
     robust_config = RobustConfig(rule=args.rule, trim_fraction=args.trim_fraction)
+    seeds = [int(x) for x in args.seeds.split(',')] if args.seeds else [args.seed]
     results: dict[str, list[dict]] = {}
     if args.part in ('robust', 'both'):
         results['robust'] = []
         for name in args.datasets.split(','):
             dataset = dataset_root(args.root, name, args.data_seed)
             results['robust'] += robust_rows(dataset, args.methods.split(','), args.size,
-                                             args.seed, robust_config)
+                                             seeds, robust_config, args.epochs)
+            if args.json:  # partial results survive an interrupted long run
+                args.json.write_text(json.dumps(results, indent=1, default=str))
         print_robust(results['robust'])
+        results['robust_summary'] = summarise(results['robust'])
     if args.part in ('fusion', 'both'):
         dataset = dataset_root(args.root, 'mastcam', args.data_seed)
         results['fusion'] = fusion_rows(dataset, args.fusion_methods.split(','), args.size,

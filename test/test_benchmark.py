@@ -5,6 +5,7 @@ second run with the same seed checks determinism. The full seven-method run is m
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
@@ -14,14 +15,16 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from vad4space_ros.cli.benchmark import parse_methods, parse_settings
+from vad4space_ros.cli.benchmark import parse_methods, parse_settings, register, robust_config
 from vad4space_ros.core.benchmark import FitOptions, ResourceOptions, run_benchmark
-from vad4space_ros.core.benchmark.report import markdown_tables
+from vad4space_ros.core.benchmark.report import markdown_tables, robust_table
 from vad4space_ros.core.benchmark.runner import subsample_training
 from vad4space_ros.core.catalog import ONNX_ENV
 from vad4space_ros.core.data import load_dataset
 from vad4space_ros.core.data.protocols import anomaly_count, make_setting
+from vad4space_ros.core.detector import AnomalyDetector
 from vad4space_ros.core.metrics import confusion_at
+from vad4space_ros.core.robust import RobustConfig
 
 ONNX_FILE = (Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'mobilenetv2_onnx_int8'
              / 'mobilenetv2-12-int8.onnx')
@@ -149,6 +152,63 @@ def test_bad_arguments_are_clear_errors(lunar_chips: Path, tmp_path: Path):
     assert parse_settings('3,1') == [1, 3]
     with pytest.raises(Exception, match='unknown methods'):
         parse_methods('padim,foo')
+
+
+def test_robust_option_adds_robust_rows_and_keeps_the_plain_ones(run, lunar_chips: Path,
+                                                                 tmp_path: Path):
+    """--robust refits settings 2/3 with screening; plain rows equal a run without it."""
+    plain, _ = run
+    options = FitOptions(**{**fit_options().__dict__, 'robust': RobustConfig()})
+    result = run_benchmark('lroc', lunar_chips, tmp_path, methods=['padim'], settings=[2, 3],
+                           seed=0, fit=options, progress=False,
+                           resources=ResourceOptions(images=0), plots=False)
+    before = {row['setting']: row for row in plain.rows}
+    for row in result.rows:
+        for key in METRIC_KEYS:
+            assert row[key] == pytest.approx(before[row['setting']][key], abs=1e-9), key
+    assert [(r['method'], r['setting']) for r in result.robust_rows] == [('padim', 2),
+                                                                         ('padim', 3)]
+    robust = {row['setting']: row for row in result.robust_rows}
+    assert robust[3]['train_anomalies'] == before[3]['train_anomalies'] > 0
+    for setting, row in robust.items():
+        model = AnomalyDetector.load(tmp_path / row['model_file'])
+        record = model.metadata['robust']
+        assert row['model_file'].endswith('-robust.safetensors')
+        assert row['dropped_count'] == record['dropped_count']
+        assert model.metadata['train_count'] == row['train_count'] - row['dropped_count']
+        assert 0 <= row['dropped_anomalies'] <= min(row['dropped_count'],
+                                                    row['train_anomalies'])
+        assert row['n'] == before[setting]['n']  # same test set as the plain fit
+    _, headers, cells = robust_table(result)
+    assert headers[1:4] == ['S2', 'S3', 'Δ(S3−S2)'] and len(cells) == 1
+    expected = [f'{before[2]["img_auroc"]:.2f}', f'{before[3]["img_auroc"]:.2f}',
+                f'{before[3]["img_auroc"] - before[2]["img_auroc"]:+.2f}',
+                f'{robust[2]["img_auroc"]:.2f}', f'{robust[3]["img_auroc"]:.2f}',
+                f'{robust[3]["img_auroc"] - robust[2]["img_auroc"]:+.2f}',
+                f'{robust[2]["dropped_anomalies"]}/{robust[2]["dropped_count"]}',
+                f'{robust[3]["dropped_anomalies"]}/{robust[3]["dropped_count"]}']
+    assert cells[0] == ['padim'] + expected
+    assert '| padim | ' + ' | '.join(expected) + ' |' in (tmp_path / 'tables.md').read_text()
+    with (tmp_path / 'robust.csv').open() as handle:
+        assert [row['setting'] for row in csv.DictReader(handle)] == ['2', '3']
+    with (tmp_path / 'results.csv').open() as handle:
+        assert len(list(csv.DictReader(handle))) == 2
+    payload = json.loads((tmp_path / 'results.json').read_text())
+    assert payload['config']['fit']['robust']['rule'] == 'mad'
+
+
+def test_benchmark_cli_robust_options_build_the_robust_config():
+    """``--robust RULE`` and the rule options reach RobustConfig; without it there is none."""
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    base = ['benchmark', '--dataset', 'lroc', '--out', 'x']
+    assert robust_config(parser.parse_args(base)) is None
+    config = robust_config(parser.parse_args(base + ['--robust', 'fraction',
+                                                     '--trim-fraction', '0.1']))
+    assert (config.rule, config.trim_fraction, config.z_threshold) == ('fraction', 0.1, 3.5)
+    with pytest.raises(ValueError, match='fractions'):
+        robust_config(parser.parse_args(base + ['--robust', 'mad',
+                                                '--max-drop-fraction', '1.5']))
 
 
 @pytest.mark.slow

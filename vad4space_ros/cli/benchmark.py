@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 import warnings
 
 from vad4space_ros.core.catalog import BACKBONE_NAMES, METHOD_NAMES
+
+if TYPE_CHECKING:
+    from vad4space_ros.core.robust import RobustConfig
 
 SETTING_NAMES = ('1', '2', '3')
 
@@ -45,6 +49,17 @@ def resolve_root(args: argparse.Namespace) -> Path:
     return root
 
 
+def robust_config(args: argparse.Namespace) -> RobustConfig | None:
+    """Return the robust-fitting options of ``--robust`` and its rule options (None without)."""
+    from vad4space_ros.core.robust import RobustConfig
+
+    if not args.robust:
+        return None
+    return RobustConfig(rule=args.robust, z_threshold=args.z_threshold,
+                        max_drop_fraction=args.max_drop_fraction,
+                        trim_fraction=args.trim_fraction)
+
+
 def run_benchmark_command(args: argparse.Namespace) -> int:
     """Run the benchmark, print the tables and list the written files."""
     from vad4space_ros.core.benchmark import FitOptions, ResourceOptions, run_benchmark
@@ -58,7 +73,8 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         fit=FitOptions(backbone=args.backbone, weights=args.weights,
                        input_size=args.input_size, epochs=args.epochs,
-                       max_epochs=args.max_epochs, batch_size=args.batch_size),
+                       max_epochs=args.max_epochs, batch_size=args.batch_size,
+                       robust=robust_config(args)),
         resources=ResourceOptions(images=args.latency_images, threads=args.threads),
         progress=not args.no_progress, plots=not args.no_plots, max_train=args.max_train)
     print_tables(result)
@@ -96,6 +112,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='use at most N normal training images (seeded subset; a '
                         'documented deviation for slow machines)')
     parser.add_argument('--seed', type=int, default=0)
+    robust = parser.add_argument_group(
+        'contamination-robust fitting (core/robust.py): settings 2 and 3 are fitted without '
+        'and with it and compared in a robust table')
+    robust.add_argument('--robust', choices=('mad', 'fraction'),
+                        help='also fit settings 2/3 with robust screening and this trimming rule')
+    robust.add_argument('--z-threshold', type=float, default=3.5,
+                        help='mad rule: drop robust z-scores above this')
+    robust.add_argument('--max-drop-fraction', type=float, default=0.15,
+                        help='mad rule: drop at most this share of the training images')
+    robust.add_argument('--trim-fraction', type=float, default=0.05,
+                        help='fraction rule: drop exactly this share')
     parser.add_argument('--latency-images', type=int, default=20,
                         help='test images for latency/memory (0 = skip)')
     parser.add_argument('--threads', type=int, default=1, help='torch threads for latency')

@@ -7,6 +7,13 @@ validation images (``Split.calibration``), then saved to ``out_dir/models/`` for
 benchmarks, ROS replay). Test images are scored in batches (``raw_scores``) and evaluated with
 :func:`~vad4space_ros.core.metrics.image_metrics` on calibrated scores at threshold 0.5.
 
+With ``FitOptions.robust`` set (``vad4space benchmark --robust``), the training sets of settings
+2 and 3 are fitted a second time with contamination-robust fitting
+(:mod:`vad4space_ros.core.robust`); those fits score the same test sets and land in
+``robust_rows`` (one per method and setting, with the screening's dropped counts) and in the
+robust table, so settings 2 and 3 are reported both without and with the mode. The plain rows,
+tables and files are unchanged.
+
 ``max_train`` (off by default) is a documented deviation for slow machines: it keeps a seeded
 random subset of at most that many *normal* training images before the settings are built
 (contamination counts of setting 3 then follow the smaller set); test and calibration images
@@ -14,7 +21,8 @@ are untouched. Results record it in ``config``.
 
 Outputs in ``out_dir``: ``results.json`` (config, rows with curves, resources, notes),
 ``results.csv`` (one row per method and setting), ``scores.csv`` (every test image's raw and
-calibrated score), ``tables.md`` and the PNGs of :mod:`vad4space_ros.core.plots`.
+calibrated score), ``tables.md``, with ``--robust`` also ``robust.csv`` (the robust rows), and
+the PNGs of :mod:`vad4space_ros.core.plots`.
 """
 from __future__ import annotations
 
@@ -23,7 +31,7 @@ import json
 import logging
 from pathlib import Path
 import time
-from typing import Any, Sequence
+from typing import Any, Sequence, TYPE_CHECKING
 
 import numpy as np
 
@@ -34,6 +42,11 @@ from vad4space_ros.core.catalog import METHOD_NAMES
 from vad4space_ros.core.data.protocols import make_setting, SETTINGS, Split
 from vad4space_ros.core.data.samples import Dataset, load_dataset, load_rgb, Sample
 from vad4space_ros.core.metrics import image_metrics
+
+if TYPE_CHECKING:
+    from vad4space_ros.core.robust import RobustConfig
+
+ROBUST_SETTINGS = (2, 3)
 
 
 @dataclass
@@ -47,6 +60,7 @@ class FitOptions:
     max_epochs: int | None = None
     batch_size: int = 16
     false_alarm_rate: float = 0.05
+    robust: RobustConfig | None = None
 
     def epochs_for(self, method: str) -> int:
         """Return the epochs of ``method``: explicit, else its default capped by max_epochs."""
@@ -81,6 +95,7 @@ class BenchmarkResult:
     config: dict[str, Any]
     out_dir: Path
     files: dict[str, str] = field(default_factory=dict)
+    robust_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _train_key(split: Split) -> tuple[str, ...]:
@@ -132,21 +147,31 @@ def run_benchmark(dataset: str, root: str | Path, out_dir: str | Path,
         train_sets.setdefault(_train_key(split), []).append(setting)
     cache = _ImageCache()
     rows: list[dict[str, Any]] = []
+    robust_rows: list[dict[str, Any]] = []
     scores: list[dict[str, Any]] = []
     models: dict[str, dict[str, Path]] = {}
-    steps = len(methods) * (len(train_sets) + len(splits))
+    variants = [(None, rows)] + ([(fit.robust, robust_rows)] if fit.robust else [])
+
+    def settings_scored(train_settings: list[int], robust: RobustConfig | None) -> list[int]:
+        """Plain fits score all their settings, robust fits only settings 2 and 3."""
+        return [s for s in train_settings if robust is None or s in ROBUST_SETTINGS]
+
+    steps = sum(len(methods) * (1 + len(settings_scored(shared, robust)))
+                for shared in train_sets.values() for robust, _ in variants
+                if settings_scored(shared, robust))
 
     def assemble(resource_figures: dict[str, dict[str, float]]) -> BenchmarkResult:
+        def order(row: dict[str, Any]) -> tuple[int, int]:
+            return METHOD_NAMES.index(row['method']), row['setting']
         return BenchmarkResult(
             dataset=dataset, root=str(root), synthetic=_is_synthetic(root), seed=seed,
-            rows=sorted(rows, key=lambda r: (METHOD_NAMES.index(r['method']), r['setting'])),
-            resources=resource_figures,
+            rows=sorted(rows, key=order), resources=resource_figures,
             notes={s: split.notes for s, split in splits.items()},
             config={'methods': list(methods), 'settings': sorted(set(settings)), 'seed': seed,
                     'fit': asdict(fit), 'resources': asdict(resources),
                     'threshold': CALIBRATED_THRESHOLD, 'max_train': max_train,
                     'seconds': round(time.perf_counter() - started, 1)},
-            out_dir=out_dir)
+            out_dir=out_dir, robust_rows=sorted(robust_rows, key=order))
 
     started = time.perf_counter()
     with report.progress_bar(progress) as bar:
@@ -155,56 +180,76 @@ def run_benchmark(dataset: str, root: str | Path, out_dir: str | Path,
             for train_settings in train_sets.values():
                 split = splits[train_settings[0]]
                 contaminated = sum(s.is_anomaly for s in split.train)
-                tag = 'contaminated' if contaminated else 'clean'
-                bar.update(task, description=f'{dataset} fit {method} ({tag} train, '
-                           f'settings {",".join(map(str, train_settings))})')
-                config = FitConfig(
-                    method=method, backbone=fit.backbone, weights=fit.weights,
-                    input_size=(fit.input_size, fit.input_size),
-                    epochs=fit.epochs_for(method), batch_size=fit.batch_size,
-                    false_alarm_rate=fit.false_alarm_rate, seed=seed, progress=False,
-                    extra_metadata={'benchmark': {'dataset': dataset, 'seed': seed,
-                                                  'settings': train_settings,
-                                                  'synthetic': _is_synthetic(root)}})
-                fit_start = time.perf_counter()
-                detector = fit_detector([s.path for s in split.train], config,
-                                        [s.path for s in split.calibration])
-                fit_seconds = time.perf_counter() - fit_start
-                model_path = detector.save(out_dir / 'models' / f'{dataset}-{method}-{tag}'
-                                           '.safetensors')
-                models.setdefault(method, {})[tag] = model_path
-                bar.advance(task)
-                raw_cache: dict[Path, float] = {}
-                for setting in train_settings:
-                    bar.update(task, description=f'{dataset} score {method} setting {setting}')
-                    test = splits[setting].test
-                    todo = [s for s in test if s.path not in raw_cache]
-                    raw = detector.raw_scores(cache.get(todo), fit.batch_size)
-                    raw_cache.update(zip((s.path for s in todo), raw.tolist()))
-                    raw_scores = np.array([raw_cache[s.path] for s in test])
-                    calibrated = detector.calibration.normalise(raw_scores)
-                    labels = [s.label for s in test]
-                    metrics = image_metrics(labels, calibrated, CALIBRATED_THRESHOLD)
-                    rows.append({
-                        'dataset': dataset, 'method': method, 'setting': setting,
-                        'train_count': len(split.train), 'train_anomalies': contaminated,
-                        'calibration_count': len(split.calibration),
-                        'epochs': config.epochs, 'fit_seconds': round(fit_seconds, 2),
-                        'model_file': str(model_path.relative_to(out_dir)),
-                        'model_id': detector.model_id, **metrics})
-                    scores.extend({'dataset': dataset, 'method': method, 'setting': setting,
-                                   'path': str(s.path), 'category': s.category,
-                                   'label': s.label, 'raw_score': float(r),
-                                   'score': float(c)}
-                                  for s, r, c in zip(test, raw_scores, calibrated))
+                for robust, target in variants:
+                    scored_settings = settings_scored(train_settings, robust)
+                    if not scored_settings:
+                        continue
+                    tag = ('contaminated' if contaminated else 'clean') + (
+                        '-robust' if robust else '')
+                    bar.update(task, description=f'{dataset} fit {method} ({tag} train, '
+                               f'settings {",".join(map(str, scored_settings))})')
+                    config = FitConfig(
+                        method=method, backbone=fit.backbone, weights=fit.weights,
+                        input_size=(fit.input_size, fit.input_size),
+                        epochs=fit.epochs_for(method), batch_size=fit.batch_size,
+                        false_alarm_rate=fit.false_alarm_rate, seed=seed, progress=False,
+                        robust=robust,
+                        extra_metadata={'benchmark': {'dataset': dataset, 'seed': seed,
+                                                      'settings': scored_settings,
+                                                      'synthetic': _is_synthetic(root)}})
+                    fit_start = time.perf_counter()
+                    detector = fit_detector([s.path for s in split.train], config,
+                                            [s.path for s in split.calibration])
+                    fit_seconds = time.perf_counter() - fit_start
+                    model_path = detector.save(out_dir / 'models' / f'{dataset}-{method}-{tag}'
+                                               '.safetensors')
+                    models.setdefault(method, {})[tag] = model_path
                     bar.advance(task)
+                    common = {'dataset': dataset, 'method': method,
+                              'train_count': len(split.train), 'train_anomalies': contaminated,
+                              'calibration_count': len(split.calibration),
+                              'epochs': config.epochs, 'fit_seconds': round(fit_seconds, 2),
+                              'model_file': str(model_path.relative_to(out_dir)),
+                              'model_id': detector.model_id}
+                    if robust:
+                        common.update(_screening_summary(detector.metadata['robust'], split))
+                    raw_cache: dict[Path, float] = {}
+                    for setting in scored_settings:
+                        bar.update(task, description=f'{dataset} score {method} ({tag}) '
+                                   f'setting {setting}')
+                        test = splits[setting].test
+                        todo = [s for s in test if s.path not in raw_cache]
+                        raw = detector.raw_scores(cache.get(todo), fit.batch_size)
+                        raw_cache.update(zip((s.path for s in todo), raw.tolist()))
+                        raw_scores = np.array([raw_cache[s.path] for s in test])
+                        calibrated = detector.calibration.normalise(raw_scores)
+                        metrics = image_metrics([s.label for s in test], calibrated,
+                                                CALIBRATED_THRESHOLD)
+                        target.append({**common, 'setting': setting, **metrics})
+                        if robust is None:
+                            scores.extend({'dataset': dataset, 'method': method,
+                                           'setting': setting, 'path': str(s.path),
+                                           'category': s.category, 'label': s.label,
+                                           'raw_score': float(r), 'score': float(c)}
+                                          for s, r, c in zip(test, raw_scores, calibrated))
+                        bar.advance(task)
             # Files are rewritten after every method, so a long run leaves usable results.
             report.write_results(assemble({}), scores)
+    models = {method: {tag: path for tag, path in paths.items() if not tag.endswith('robust')}
+              for method, paths in models.items()}
     result = assemble(_measure_resources(models, splits, resources, progress))
     result.files = report.write_results(result, scores)
     if plots:
         result.files.update(_plots(result, models, splits, cache, scores))
     return result
+
+
+def _screening_summary(record: dict[str, Any], split: Split) -> dict[str, Any]:
+    """Return the robust row fields: the rule and what the screening dropped."""
+    dropped = record['dropped_indices']
+    return {'robust_screen': record['screen'], 'robust_rule': record['rule'],
+            'dropped_count': len(dropped),
+            'dropped_anomalies': sum(split.train[i].is_anomaly for i in dropped)}
 
 
 def subsample_training(data: Dataset, max_train: int, seed: int) -> Dataset:
