@@ -25,7 +25,8 @@ the same rule and mapped through the final calibration.
 Artifact: the RGB model's safetensors file plus tensors ``spectral.mean`` and
 ``spectral.inverse_covariance``; the JSON metadata gains a ``spectral`` section (config, both
 calibrations, rule, which bands form the RGB view). :func:`load_model` returns an
-:class:`~.detector.AnomalyDetector` or a :class:`FusedDetector` as the file requires.
+:class:`~.detector.AnomalyDetector` (also for an exported ``.onnx`` file) or a
+:class:`FusedDetector` as the file requires.
 """
 from __future__ import annotations
 
@@ -188,6 +189,21 @@ class FusedDetector:
         """The RGB model id with a ``+rx`` suffix."""
         return self.rgb.model_id + '+rx'
 
+    @property
+    def method(self) -> str:
+        """Name of the RGB branch's VAD method."""
+        return self.rgb.method
+
+    @property
+    def backbone(self) -> str:
+        """Name of the RGB branch's backbone."""
+        return self.rgb.backbone
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """The RGB branch's model input (height, width)."""
+        return self.rgb.input_size
+
     def branch_scores(self, cubes: Sequence[np.ndarray],
                       batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
         """Return (RGB, spectral) scores, each on its own calibrated scale."""
@@ -263,8 +279,13 @@ class FusedDetector:
 
 
 def load_model(path: str | Path) -> AnomalyDetector | FusedDetector:
-    """Load an artifact: a FusedDetector when it has a spectral branch, else AnomalyDetector."""
+    """Load any model file: a FusedDetector when it has a spectral branch, else AnomalyDetector.
+
+    An exported ``.onnx`` file loads through :meth:`AnomalyDetector.load` (RGB only).
+    """
     path = Path(path)
+    if path.suffix.lower() == '.onnx':
+        return AnomalyDetector.load(path)
     if not path.is_file():
         raise ArtifactError(f'model file not found: {path}')
     try:

@@ -16,8 +16,13 @@ each output carrying the input frame's header:
 ``/diagnostics`` gets a status every ``diagnostics_period`` seconds: model loaded, input and
 processing rates, drops, rejected frames, mean inference and receive-to-publish latency.
 A frame that cannot be converted (unknown encoding, zero size, step/size mismatch, NaN, corrupt
-compressed data) is counted as rejected with a throttled warning; the node keeps going.
-A model that cannot be loaded at start is a fatal error (exit code 1).
+compressed data, fewer than 6 bands for a fused model) is counted as rejected with a throttled
+warning; the node keeps going. A model that cannot be loaded at start is a fatal error (exit
+code 1).
+
+``model_path`` may name a plain model, an exported ``.onnx`` file or a 6-band fused model
+(``vad4space fit --spectral-fusion``); :class:`~vad4space_ros.core.frame_scoring.FrameScorer`
+turns frames into what the model needs (fused models take 6-band frames whole).
 """
 from __future__ import annotations
 
@@ -40,11 +45,13 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from vad4space_ros.core import heatmap
-from vad4space_ros.core.detector import AnomalyDetector, ArtifactError, Prediction
+from vad4space_ros.core.detector import ArtifactError
+from vad4space_ros.core.frame_scoring import FrameScorer, Model
 from vad4space_ros.core.image_encoding import (
     array_to_image, decode_compressed, image_to_array, ImageEncodingError, MULTISPECTRAL_BANDS,
-    ScaleOptions, to_model_input)
+    ScaleOptions)
 from vad4space_ros.core.records import DetectionRecord
+from vad4space_ros.core.spectral import load_model
 from vad4space_ros.nodes.detector_parameters import PARAMETERS
 from vad4space_ros.nodes.entry_point import run_node
 from vad4space_ros.nodes.parameters import declare_parameters
@@ -178,7 +185,7 @@ class DetectorNode(Node):
         declare_parameters(self, PARAMETERS)
         model_path = self.get_parameter('model_path').value
         try:
-            self._detector = self._load_detector(model_path)
+            model = self._load_model(model_path)
         except StartupError as error:
             self.get_logger().fatal(str(error))
             self.destroy_node()
@@ -187,10 +194,12 @@ class DetectorNode(Node):
         self._publish_heatmap = bool(self.get_parameter('publish_heatmap').value)
         self._publish_map = bool(self.get_parameter('publish_map').value)
         self._alpha = float(self.get_parameter('heatmap_alpha').value)
-        self._scale = ScaleOptions(
-            sixteen_bit_max=int(self.get_parameter('sixteen_bit_max').value),
-            float_max=float(self.get_parameter('float_max').value),
-            rgb_bands=self._checked_bands(self.get_parameter('multispectral_rgb_bands').value))
+        self._scorer = FrameScorer(
+            model, bool(self.get_parameter('spectral_fusion').value), ScaleOptions(
+                sixteen_bit_max=int(self.get_parameter('sixteen_bit_max').value),
+                float_max=float(self.get_parameter('float_max').value),
+                rgb_bands=self._checked_bands(
+                    self.get_parameter('multispectral_rgb_bands').value)))
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.counters = Counters()
@@ -219,21 +228,31 @@ class DetectorNode(Node):
                                         daemon=True)
         self._worker.start()
         self.get_logger().info(
-            f'model {self._detector.model_id} ({self._detector.method}/'
-            f'{self._detector.backbone}) loaded from {model_path}; listening on '
+            f'{self._describe(self._scorer)} loaded from {model_path}; listening on '
             f'{self._image_sub.topic_name}'
             + (f' and {self._compressed_sub.topic_name}' if self._compressed_sub else ''))
 
     # ----------------------------------------------------------------- parameters
     @staticmethod
-    def _load_detector(model_path: str) -> AnomalyDetector:
+    def _load_model(model_path: str) -> Model:
         if not model_path:
             raise StartupError('parameter model_path is empty: give the model file written '
                                'by `vad4space fit` (-p model_path:=/path/model.safetensors)')
         try:
-            return AnomalyDetector.load(model_path)
+            return load_model(model_path)
         except (ArtifactError, OSError, ValueError) as error:
             raise StartupError(f'cannot load model {model_path!r}: {error}') from error
+
+    @staticmethod
+    def _describe(scorer: FrameScorer) -> str:
+        detector = scorer.detector
+        if scorer.fusing:
+            mode = ', 6-band spectral fusion: needs 8UC6/16UC6/32FC6 frames'
+        elif scorer.is_fused_model:
+            mode = ', fused model with spectral_fusion off: RGB branch on 6-band frames'
+        else:
+            mode = ''
+        return f'model {detector.model_id} ({detector.method}/{detector.backbone}{mode})'
 
     @staticmethod
     def _checked_bands(bands: Any) -> tuple[int, int, int]:
@@ -246,24 +265,29 @@ class DetectorNode(Node):
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         """Validate a batch of changes; apply all of them or none."""
         changes = {p.name: p.value for p in parameters}
+        current = self._scorer
         try:
             bands = (self._checked_bands(changes['multispectral_rgb_bands'])
-                     if 'multispectral_rgb_bands' in changes else self._scale.rgb_bands)
-            detector = (self._load_detector(changes['model_path'])
-                        if 'model_path' in changes else self._detector)
+                     if 'multispectral_rgb_bands' in changes else current.scale.rgb_bands)
+            model = (self._load_model(changes['model_path'])
+                     if 'model_path' in changes else current.model)
         except (ValueError, StartupError) as error:
             return SetParametersResult(successful=False, reason=str(error))
-        if detector is not self._detector:
-            self.get_logger().info(f'model {detector.model_id} loaded from '
-                                   f'{changes["model_path"]}')
-        self._detector = detector
+        scorer = FrameScorer(
+            model, bool(changes.get('spectral_fusion', current.spectral_fusion)), ScaleOptions(
+                sixteen_bit_max=int(changes.get('sixteen_bit_max',
+                                                current.scale.sixteen_bit_max)),
+                float_max=float(changes.get('float_max', current.scale.float_max)),
+                rgb_bands=bands))
+        if scorer.detector is not current.detector:
+            self.get_logger().info(
+                f'now scoring with {self._describe(scorer)}'
+                + (f' loaded from {changes["model_path"]}' if 'model_path' in changes else ''))
+        self._scorer = scorer
         self._threshold = float(changes.get('threshold', self._threshold))
         self._publish_heatmap = bool(changes.get('publish_heatmap', self._publish_heatmap))
         self._publish_map = bool(changes.get('publish_map', self._publish_map))
         self._alpha = float(changes.get('heatmap_alpha', self._alpha))
-        self._scale = ScaleOptions(
-            sixteen_bit_max=int(changes.get('sixteen_bit_max', self._scale.sixteen_bit_max)),
-            float_max=float(changes.get('float_max', self._scale.float_max)), rgb_bands=bands)
         return SetParametersResult(successful=True)
 
     # ----------------------------------------------------------------- frames
@@ -291,29 +315,29 @@ class DetectorNode(Node):
                 self.get_logger().error(f'inference failed on a frame: {error!r}',
                                         throttle_duration_sec=WARN_THROTTLE_SEC)
 
-    def _decode(self, message: Image | CompressedImage) -> np.ndarray:
-        """Convert a message to the model input (HxW or HxWx3 uint8 RGB)."""
+    @staticmethod
+    def _decode(message: Image | CompressedImage) -> tuple[np.ndarray, str]:
+        """Return a message's pixels (HxW or HxWxC, native dtype) and their encoding."""
         if isinstance(message, CompressedImage):
-            pixels, encoding = decode_compressed(message.format, message.data)
-        else:
-            raw = image_msg_to_raw(message)
-            pixels, encoding = image_to_array(raw), raw.encoding
-        return to_model_input(pixels, encoding, self._scale)
+            return decode_compressed(message.format, message.data)
+        raw = image_msg_to_raw(message)
+        return image_to_array(raw), raw.encoding
 
     def _process(self, frame: Frame) -> None:
         """Run the model on one frame and publish every output with its header."""
         header: Header = frame.message.header
-        image = self._decode(frame.message)
-        detector = self._detector
+        scorer = self._scorer
+        detector = scorer.detector
         threshold = self._threshold
-        prediction = detector.predict(image, threshold)
+        scored = scorer.score(*self._decode(frame.message), threshold)
+        prediction = scored.prediction
         if self._publish_map:
             self._map_pub.publish(raw_to_image_msg(
                 array_to_image(prediction.anomaly_map.astype(np.float32), '32FC1'), header))
         if self._publish_heatmap:
-            self._heatmap_pub.publish(raw_to_image_msg(
-                array_to_image(self._render_heatmap(image, prediction, detector), 'rgb8'),
-                header))
+            overlay = heatmap.overlay(scored.display, prediction.anomaly_map, self._alpha,
+                                      scorer.map_range())
+            self._heatmap_pub.publish(raw_to_image_msg(array_to_image(overlay, 'rgb8'), header))
         self._score_pub.publish(
             score_msg(header, prediction.score, prediction.raw_score, threshold))
         record = DetectionRecord(
@@ -326,17 +350,11 @@ class DetectorNode(Node):
         self.counters.add_processed(
             prediction.latency_ms, (time.monotonic() - frame.received) * 1000.0)
 
-    def _render_heatmap(self, image: np.ndarray, prediction: Prediction,
-                        detector: AnomalyDetector) -> np.ndarray:
-        """Overlay the map with the model's calibrated display range (see core.heatmap)."""
-        value_range = heatmap.map_range_from_calibration(
-            detector.calibration.threshold, detector.calibration.center)
-        return heatmap.overlay(image, prediction.anomaly_map, self._alpha, value_range)
-
     # ----------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
         totals, period = self.counters.snapshot()
-        detector = self._detector
+        scorer = self._scorer
+        detector = scorer.detector
         problem = period['period_rejected'] or period['period_failed']
         status = DiagnosticStatus(
             level=DiagnosticStatus.WARN if problem else DiagnosticStatus.OK,
@@ -347,6 +365,7 @@ class DetectorNode(Node):
         pairs = {
             'model_loaded': 'true', 'model_id': detector.model_id, 'method': detector.method,
             'backbone': detector.backbone, 'threshold': repr(self._threshold),
+            'spectral_fusion': str(scorer.fusing).lower(),
             'queue_size': str(self._queue.capacity), 'queued': str(len(self._queue)),
         }
         pairs.update({key: str(value) for key, value in totals.items()})

@@ -10,8 +10,14 @@ from vad4space_ros.nodes.parameters import parameter_descriptor, ParameterTable
 # name -> (default, descriptor); read_only ones take effect at start only.
 PARAMETERS: ParameterTable = {
     'model_path': ('', parameter_descriptor(
-        'Model artifact written by `vad4space fit`. Changing it at run time loads the new '
-        'model first and keeps the old one if loading fails.')),
+        'Model file: written by `vad4space fit` (plain, or 6-band fused with '
+        '--spectral-fusion) or `vad4space export` (.onnx). Changing it at run time loads the '
+        'new model first and keeps the old one if loading fails.')),
+    'spectral_fusion': (True, parameter_descriptor(
+        'For a fused model (`vad4space fit --spectral-fusion`): true publishes the fusion of '
+        'the 6-band RX branch with the RGB branch; false scores the RGB branch only (on the '
+        "model's own band view; faster, blind to spectrum-only anomalies). Fused models "
+        'need 6-band frames (8UC6/16UC6/32FC6) either way. No effect on other models.')),
     'threshold': (0.5, parameter_descriptor(
         'Decision threshold on the calibrated score (0 = typical normal, 0.5 = calibrated '
         'threshold of the model).', floating=(0.0, 100.0))),
@@ -28,10 +34,12 @@ PARAMETERS: ParameterTable = {
         'Also subscribe to <image topic>/compressed (sensor_msgs/CompressedImage, JPEG/PNG).',
         read_only=True)),
     'multispectral_rgb_bands': ([0, 1, 2], parameter_descriptor(
-        'For 6-band frames (8UC6/16UC6/32FC6): the band indices fed to R, G, B.')),
+        'For 6-band frames (8UC6/16UC6/32FC6) and an RGB-only model: the band indices fed '
+        'to R, G, B (a fused model uses the bands stored in it).')),
     'sixteen_bit_max': (65535, parameter_descriptor(
-        'Value mapped to 255 for 16-bit encodings (4095 for a 12-bit sensor).',
-        integer=(1, 65535))),
+        'Value mapped to 255 for 16-bit encodings (4095 for a 12-bit sensor); to 1.0 in '
+        "fused models' band cubes.", integer=(1, 65535))),
     'float_max': (1.0, parameter_descriptor(
-        'Value mapped to 255 for float encodings (32FC1/32FC6).', floating=(1e-6, 1e9))),
+        'Value mapped to 255 for float encodings (32FC1/32FC6); to 1.0 in fused '
+        "models' band cubes.", floating=(1e-6, 1e9))),
 }
