@@ -9,13 +9,23 @@ records), the node's own receive->publish latency (``/diagnostics`` mean), end-t
 
     .venv/bin/python benchmarks/detector_latency.py models/*.safetensors --frames 50
 
-Frames are synthetic LROC-like chips (``--size`` px square, mono8 by default). This is a
-benchmark, not a test: figures depend on the machine and its load.
+Frames are synthetic LROC-like chips (``--size`` px square, mono8 by default), or generated
+Mastcam-like 6-band tiles with ``--encoding 8UC6`` (resized to ``--size``). **Fusion cost:** a
+fused model (``vad4space fit --spectral-fusion``) needs 8UC6 frames; after its row, one more
+node runs it while the node parameter ``spectral_fusion`` alternates between false (RGB branch
+only) and true (fused) for every frame, each frame sent once each way (order alternating), so
+the paired figures differ only by the spectral branch (same model, frames and RGB input size,
+same moment of a changing machine load)::
+
+    .venv/bin/python benchmarks/detector_latency.py fused.safetensors --encoding 8UC6 --size 64
+
+This is a benchmark, not a test: figures depend on the machine and its load.
 """
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+import json
 import os
 from pathlib import Path
 import sys
@@ -35,7 +45,7 @@ class Result:
     """Figures for one model file."""
 
     model: Path
-    method: str
+    label: str
     model_mb: float
     startup_s: float
     inference_ms: list[float]
@@ -49,6 +59,15 @@ class Result:
     burst_latency_ms: list[float] | None = None
 
 
+@dataclass
+class FusionCost:
+    """Per-frame figures of one fused model, RGB branch only vs fused, paired by frame."""
+
+    model: Path
+    inference_ms: dict[bool, list[float]]
+    end_to_end_ms: dict[bool, list[float]]
+
+
 def memory_mb(pid: int, field: str) -> float:
     """Return a memory figure (VmRSS, VmHWM) of a process from /proc in MB."""
     for line in Path(f'/proc/{pid}/status').read_text().splitlines():
@@ -57,13 +76,34 @@ def memory_mb(pid: int, field: str) -> float:
     raise KeyError(field)
 
 
+def is_fused_model(path: Path) -> bool:
+    """Whether a model file holds a spectral branch (reads the safetensors header only)."""
+    if path.suffix.lower() == '.onnx':
+        return False
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework='numpy') as artifact:
+        return 'spectral' in json.loads((artifact.metadata() or {}).get('vad4space', '{}'))
+
+
 def make_frames(count: int, size: int, encoding: str) -> list[np.ndarray]:
-    """Render ``count`` synthetic lunar chips (normal and fresh-crater) at ``size`` px."""
+    """Render ``count`` synthetic lunar chips (normal and fresh-crater) at ``size`` px.
+
+    ``8UC6``: generated Mastcam-like 6-band tiles (typical, every fifth with veins) instead.
+    """
     import cv2
 
+    rng = np.random.default_rng(0)
+    if encoding == '8UC6':
+        from vad4space_ros.core.data.synthetic_mars import render_tile
+        tiles = [render_tile(rng, 'veins' if index % 5 == 4 else 'typical').astype(np.uint8)
+                 for index in range(count)]
+        return [tile if tile.shape[0] == size else np.dstack([
+            cv2.resize(np.ascontiguousarray(tile[:, :, band]), (size, size),
+                       interpolation=cv2.INTER_LINEAR) for band in range(tile.shape[2])])
+                for tile in tiles]
     from vad4space_ros.core.data.synthetic_lunar import render_chip
 
-    rng = np.random.default_rng(0)
     frames = []
     for index in range(count):
         chip = render_chip(rng, 'ejecta' if index % 5 == 4 else 'none')
@@ -138,7 +178,8 @@ def benchmark_model(model: Path, frames: list[np.ndarray], encoding: str,
                        what='all detection records')
         ros.spin_for(1.0)  # the last frames' diagnostics window
         records = [msg_to_record(message) for message in detections.messages]
-        result = Result(model=model, method=records[0].method,
+        label = records[0].method + (' fused' if records[0].model_id.endswith('+rx') else '')
+        result = Result(model=model, label=label,
                         model_mb=model.stat().st_size / 1e6, startup_s=startup_s,
                         inference_ms=[r.latency_ms for r in records],
                         node_latency_ms=mean_node_latency(diagnostics.messages),
@@ -170,14 +211,14 @@ def benchmark_model(model: Path, frames: list[np.ndarray], encoding: str,
 def print_table(results: list[Result], size: int, encoding: str, burst_hz: float) -> None:
     """Print one row per model."""
     print(f'\nframes {size}x{size} {encoding}; latencies in ms (median / p95); memory in MB')
-    header = (f'{"method":<12} {"file MB":>8} {"start s":>8} {"inference":>15} '
+    header = (f'{"model":<16} {"file MB":>8} {"start s":>8} {"inference":>15} '
               f'{"receive->publish":>17} {"end-to-end":>15} {"peak RSS":>9} {"idle RSS":>9}')
     print(header)
     print('-' * len(header))
     for result in results:
         inference = np.percentile(result.inference_ms, [50, 95])
         end_to_end = np.percentile(result.end_to_end_ms, [50, 95])
-        print(f'{result.method:<12} {result.model_mb:8.1f} {result.startup_s:8.1f} '
+        print(f'{result.label:<16} {result.model_mb:8.1f} {result.startup_s:8.1f} '
               f'{inference[0]:7.1f} /{inference[1]:6.1f} {result.node_latency_ms:17.1f} '
               f'{end_to_end[0]:7.1f} /{end_to_end[1]:6.1f} '
               f'{result.peak_rss_mb:9.0f} {result.idle_rss_mb:9.0f}')
@@ -185,13 +226,76 @@ def print_table(results: list[Result], size: int, encoding: str, burst_hz: float
     if bursts:
         print(f'\nburst of {bursts[0].burst_sent} frames at {burst_hz:g} Hz '
               '(queue_size 1): latency of the published frames in ms')
-        header = f'{"method":<12} {"processed":>9} {"dropped":>8} {"median":>8} {"max":>8}'
+        header = f'{"model":<16} {"processed":>9} {"dropped":>8} {"median":>8} {"max":>8}'
         print(header)
         print('-' * len(header))
         for result in bursts:
-            print(f'{result.method:<12} {result.burst_processed:9d} {result.burst_dropped:8d} '
+            print(f'{result.label:<16} {result.burst_processed:9d} {result.burst_dropped:8d} '
                   f'{np.median(result.burst_latency_ms):8.1f} '
                   f'{max(result.burst_latency_ms):8.1f}')
+
+
+def measure_fusion_cost(model: Path, frames: list[np.ndarray], threads: int) -> FusionCost:
+    """Time every 8UC6 frame with ``spectral_fusion`` false and true in one node, paired."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+    from tqdm import tqdm
+
+    from vad4space_ros.core.image_encoding import array_to_image
+    from vad4space_ros.nodes.ros_conversions import msg_to_record, raw_to_image_msg
+
+    command = ros_harness.node_command('vad4space_detector', 'vad4space_ros.nodes.detector_node')
+    parameters = {'model_path': str(model),
+                  'qos_overrides./image.subscription.reliability': 'reliable'}
+    log_path = Path(tempfile.mkstemp(prefix=f'fusion_{model.stem}_', suffix='.log')[1])
+    cost = FusionCost(model, {False: [], True: []}, {False: [], True: []})
+    with ros_harness.run_node(command, parameters, log_path=log_path,
+                              env={'OMP_NUM_THREADS': str(threads)}) as process, \
+            ros_harness.RosTestNode('vad4space_benchmark') as ros:
+        publisher = ros.node.create_publisher(Image, '/image', 10)
+        detections = ros.collect(DiagnosticArray, '/vad4space_detector/detection')
+        warmup = raw_to_image_msg(array_to_image(frames[0], '8UC6'), Header(frame_id='warmup'))
+        ros.publish_until_answered(publisher, warmup, [detections], timeout=300.0,
+                                   process=process)
+        for index, pixels in enumerate(tqdm(frames, desc=f'{model.name} off/on', unit='frame')):
+            for fusion in ((False, True) if index % 2 == 0 else (True, False)):
+                results = ros.set_parameters('/vad4space_detector', {'spectral_fusion': fusion},
+                                             process=process)
+                assert results[0].successful, results[0].reason
+                frame_id = f'frame-{index}-{fusion}'
+                message = raw_to_image_msg(array_to_image(pixels, '8UC6'),
+                                           Header(frame_id=frame_id))
+                sent = time.monotonic()
+                publisher.publish(message)
+                ros.spin_until(lambda: detections.messages[-1].header.frame_id == frame_id,
+                               60.0, process, what=f'detection of {frame_id}')
+                cost.end_to_end_ms[fusion].append((detections.arrival_times[-1] - sent) * 1e3)
+                record = msg_to_record(detections.messages[-1])
+                assert record.model_id.endswith('+rx') == fusion, record.model_id
+                cost.inference_ms[fusion].append(record.latency_ms)
+    return cost
+
+
+def print_fusion_cost(costs: list[FusionCost], size: int) -> None:
+    """Print the paired RGB-only vs fused medians and the median per-frame difference."""
+    print(f'\nfusion cost in the node, {size}x{size} 8UC6 frames, each frame sent with '
+          'spectral_fusion false and true (paired); medians in ms')
+    header = (f'{"model file":<28} {"frames":>6} {"inference RGB":>13} {"fused":>7} '
+              f'{"+ms":>6} {"end-to-end RGB":>14} {"fused":>7} {"+ms":>6}')
+    print(header)
+    print('-' * len(header))
+    for cost in costs:
+        inference = {mode: np.median(v) for mode, v in cost.inference_ms.items()}
+        end_to_end = {mode: np.median(v) for mode, v in cost.end_to_end_ms.items()}
+        added_inference = np.median(np.subtract(cost.inference_ms[True],
+                                                cost.inference_ms[False]))
+        added_end_to_end = np.median(np.subtract(cost.end_to_end_ms[True],
+                                                 cost.end_to_end_ms[False]))
+        print(f'{cost.model.name[:28]:<28} {len(cost.inference_ms[True]):6d} '
+              f'{inference[False]:13.1f} {inference[True]:7.1f} {added_inference:+6.1f} '
+              f'{end_to_end[False]:14.1f} {end_to_end[True]:7.1f} {added_end_to_end:+6.1f}')
+    print('(+ms: median of the per-frame differences fused - RGB-only)')
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('models', nargs='+', type=Path, help='model files from `vad4space fit`')
     parser.add_argument('--frames', type=int, default=50, help='timed frames per model')
     parser.add_argument('--size', type=int, default=256, help='frame side in pixels')
-    parser.add_argument('--encoding', choices=('mono8', 'rgb8'), default='mono8')
+    parser.add_argument('--encoding', choices=('mono8', 'rgb8', '8UC6'), default='mono8',
+                        help='8UC6: generated Mastcam-like 6-band tiles (needed by fused models)')
     parser.add_argument('--burst-hz', type=float, default=30.0,
                         help='after the paced run, publish the frames again at this rate '
                              '(0 = no burst)')
@@ -210,10 +315,16 @@ def main(argv: list[str] | None = None) -> int:
     missing = [str(model) for model in args.models if not model.is_file()]
     if missing:
         parser.error(f'no such model file: {", ".join(missing)}')
+    fused = [model for model in args.models if is_fused_model(model)]
+    if fused and args.encoding != '8UC6':
+        parser.error(f'fused models need --encoding 8UC6: {", ".join(map(str, fused))}')
     frames = make_frames(args.frames, args.size, args.encoding)
     results = [benchmark_model(model, frames, args.encoding, args.threads, args.burst_hz)
                for model in args.models]
+    costs = [measure_fusion_cost(model, frames, args.threads) for model in fused]
     print_table(results, args.size, args.encoding, args.burst_hz)
+    if costs:
+        print_fusion_cost(costs, args.size)
     return 0
 
 
