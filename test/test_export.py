@@ -12,13 +12,14 @@ import onnx
 import onnxruntime
 import pytest
 import torch
+from torch.nn import functional as F
 
 from vad4space_ros.cli import main as cli_main
 from vad4space_ros.core.data.samples import load_rgb
 from vad4space_ros.core.detector import AnomalyDetector, ArtifactError, METADATA_KEY
 from vad4space_ros.core.export import export_onnx, ExportOptions, quantize_int8
 from vad4space_ros.core.export import rebuild_module, reduce_padim_features
-from vad4space_ros.core.export import separable_gaussian_blur
+from vad4space_ros.core.export import separable_gaussian_blur, SeparableMapResize
 from vad4space_ros.core.runtime import ExportedDetector
 
 ONNX_WEIGHTS = (Path(__file__).resolve().parents[2] / 'shared' / 'data'
@@ -232,3 +233,15 @@ def test_bench_latency_compares_backends_on_the_same_images(fitted: dict, tmp_pa
         assert row['peak_mb'] > 0 and row['footprint_mb'] > 0
     assert rows['onnxruntime']['score_rel_diff'] < 1e-4
     assert rows['anomalib-torch']['score_rel_diff'] < 1e-4
+
+
+@pytest.mark.parametrize('mode', ['bilinear', 'nearest'])
+def test_separable_map_resize_equals_upsample_then_blur(mode: str) -> None:
+    """The two operator matrices reproduce anomalib's interpolation + Gaussian blur."""
+    blur = GaussianBlur2d(kernel_size=(33, 33), sigma=(4, 4), channels=1)
+    grid_map = torch.rand(2, 1, 7, 9)
+    extra = {'align_corners': False} if mode == 'bilinear' else {}
+    reference = blur(F.interpolate(grid_map, size=(40, 56), mode=mode, **extra))
+    resized = SeparableMapResize((7, 9), (40, 56), mode, blur)(grid_map)
+    assert resized.shape == reference.shape
+    assert torch.allclose(resized, reference, rtol=1e-5, atol=1e-6)

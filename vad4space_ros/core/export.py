@@ -14,6 +14,15 @@ Footprint options (all measured in the latency/accuracy benchmarks; none is on b
 - anomalib's Gaussian blur of the anomaly map (a 2-D kernel, 33x33 for PaDiM/PatchCore) is
   exported as the equivalent pair of 1-D convolutions (the kernel is separable); same result up
   to float rounding, ~16x fewer multiply-adds.
+- PaDiM's and PatchCore's map upsampling (bilinear resp. nearest) followed by that blur is
+  one separable linear map from the feature grid (e.g. 32x32) to the image (256x256), so it is
+  exported as ``rows @ map @ cols`` with the two small operator matrices computed from
+  anomalib's own interpolation and blur kernel (same result up to float rounding; replaces the
+  upsample and 33-tap convolutions over 65k pixels by ~2M multiply-adds).
+- PatchCore's nearest-neighbour search (``n_neighbors=1``) takes the minimum of
+  ``|b|^2 - 2 x.b`` over the memory bank and adds ``|x|^2`` and the square root to the minima
+  only (anomalib forms every distance, clamps and square-roots the whole patch x bank matrix);
+  the same distances up to float rounding.
 - PaDiM's inverse covariances are symmetric, so only their upper triangles are stored and the
   runtime unpacks them once at load (lossless up to float rounding; always on for PaDiM).
 - ``weights_fp16``: large float initializers are stored as float16 and cast back to float32 in
@@ -121,6 +130,74 @@ def _separable_blur(blur: GaussianBlur2d, image: torch.Tensor) -> torch.Tensor:
     return output if blur.padding != 'same' else output.view(batch, channels, height, width)
 
 
+def _axis_operator(source: int, target: int, mode: str, blur: GaussianBlur2d,
+                   axis: int) -> torch.Tensor:
+    """Return the target x source matrix of 1-D upsampling then blur along ``axis`` (0=rows)."""
+    basis = torch.eye(source).reshape(source, 1, source, 1)
+    extra = {'align_corners': False} if mode == 'bilinear' else {}
+    upsampled = F.interpolate(basis, size=(target, 1), mode=mode, **extra).reshape(source, 1, -1)
+    kernel = blur.kernel[:1, 0].sum(dim=2 - axis).reshape(1, 1, -1)
+    padding = blur.padding_shape[2 * (1 - axis):2 * (1 - axis) + 2]
+    blurred = F.conv1d(F.pad(upsampled, padding, mode=blur.border_type), kernel)
+    return blurred.reshape(source, target).T.contiguous()
+
+
+class SeparableMapResize(nn.Module):
+    """Upsample a feature-grid map to the image and blur it, as ``rows @ map @ cols``."""
+
+    def __init__(self, grid: tuple[int, int], size: tuple[int, int], mode: str,
+                 blur: GaussianBlur2d) -> None:
+        super().__init__()
+        self.register_buffer('rows', _axis_operator(grid[0], size[0], mode, blur, 0))
+        self.register_buffer('cols', _axis_operator(grid[1], size[1], mode, blur, 1).T)
+
+    def forward(self, grid_map: torch.Tensor, *_size: Any) -> torch.Tensor:
+        """Map a Bx1xhxw grid map to the Bx1xHxW blurred image map."""
+        return torch.matmul(torch.matmul(self.rows, grid_map), self.cols.contiguous())
+
+
+def install_separable_map_resize(model: nn.Module, size: tuple[int, int]) -> bool:
+    """Replace PaDiM's/PatchCore's upsample+blur by :class:`SeparableMapResize`, in place."""
+    generator = getattr(model, 'anomaly_map_generator', None)
+    names = {'PadimModel': 'bilinear', 'PatchcoreModel': 'nearest'}
+    mode = names.get(type(model).__name__)
+    if mode is None or generator is None:
+        return False
+    with torch.inference_mode():
+        levels = feature_backbone(model)(torch.zeros(1, 3, *size))
+    first = list(levels.values())[0] if isinstance(levels, dict) else levels[0]
+    generator.map_resize = SeparableMapResize(tuple(first.shape[-2:]), size, mode,
+                                              generator.blur)
+    # Instance attributes shadow the generator's methods (a Module value would be registered
+    # as a submodule instead, and the class method would still be found first).
+    if mode == 'bilinear':  # PaDiM: distance -> up_sample -> smooth_anomaly_map
+        generator.up_sample = lambda distance, _size: distance
+        generator.smooth_anomaly_map = generator.map_resize.forward
+    else:  # PatchCore: compute_anomaly_map = interpolate + blur
+        generator.compute_anomaly_map = generator.map_resize.forward
+    return True
+
+
+def install_minimum_first_search(model: nn.Module) -> bool:
+    """Make PatchCore's 1-nearest-neighbour search square-root only the minima, in place."""
+    if type(model).__name__ != 'PatchcoreModel':
+        return False
+    original = model.nearest_neighbors
+
+    def nearest_neighbors(embedding: torch.Tensor,
+                          n_neighbors: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if n_neighbors != 1:
+            return original(embedding, n_neighbors)
+        bank = model.memory_bank
+        partial = torch.matmul(embedding * -2.0, bank.T) + bank.pow(2).sum(dim=1)
+        minima, locations = partial.min(dim=1)
+        squared = minima + embedding.pow(2).sum(dim=1)
+        return squared.clamp_min(0).sqrt(), locations
+
+    model.nearest_neighbors = nearest_neighbors
+    return True
+
+
 @contextmanager
 def separable_gaussian_blur() -> Iterator[None]:
     """Within the block, every anomalib GaussianBlur2d runs as two 1-D convolutions."""
@@ -180,6 +257,8 @@ def export_onnx(detector: AnomalyDetector, path: str | Path,
         reduce_padim_features(model, options.padim_features, options.seed)
     if metadata['method'] == 'padim':
         model.gaussian = PackedGaussian(model.gaussian.mean, model.gaussian.inv_covariance)
+    install_separable_map_resize(model, tuple(metadata['input_size']))
+    install_minimum_first_search(model)
     graph = ExportGraph(model)
     height, width = metadata['input_size']
     example = torch.zeros(1, 3, height, width)
