@@ -107,9 +107,11 @@ class AnomalyDetector:
         rgb = as_rgb(image)
         start = time.perf_counter()
         raw, maps, embeddings = self.infer([rgb])
-        anomaly_map = F.interpolate(
-            torch.from_numpy(maps[:1, None]), size=rgb.shape[:2], mode='bilinear',
-            align_corners=False)[0, 0].numpy()
+        anomaly_map = maps[0]
+        if anomaly_map.shape != rgb.shape[:2]:
+            anomaly_map = F.interpolate(
+                torch.from_numpy(maps[:1, None]), size=rgb.shape[:2], mode='bilinear',
+                align_corners=False)[0, 0].numpy()
         latency_ms = (time.perf_counter() - start) * 1000.0
         score = float(self.calibration.normalise(float(raw[0])))
         return Prediction(score=score, raw_score=float(raw[0]), is_anomaly=score >= threshold,
