@@ -26,10 +26,24 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
 
 def to_model_input(images: Sequence[np.ndarray], input_size: tuple[int, int],
                    mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """Stack RGB uint8 images into a resized, mean/std-normalised Bx3xHxW float tensor."""
+    """Stack RGB uint8 images into a resized, mean/std-normalised Bx3xHxW float tensor.
+
+    Images already at ``input_size`` are prepared with NumPy alone (the same float32
+    operations, so the same values): no torch kernel runs, so torch's worker threads do not
+    compete with an ONNX Runtime or OpenVINO session for the cores.
+    """
+    rgb = [as_rgb(image) for image in images]
+    if all(image.shape[:2] == tuple(input_size) for image in rgb):
+        batch = np.empty((len(rgb), 3, *input_size), np.float32)
+        for index, image in enumerate(rgb):
+            batch[index] = image.transpose(2, 0, 1)
+        batch /= np.float32(255.0)
+        batch -= np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
+        batch /= np.asarray(std, np.float32).reshape(1, 3, 1, 1)
+        return torch.from_numpy(batch)
     batch = []
-    for image in images:
-        tensor = torch.from_numpy(np.ascontiguousarray(as_rgb(image))).permute(2, 0, 1)
+    for image in rgb:
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
         tensor = tensor.float().div_(255.0).unsqueeze(0)
         if tuple(tensor.shape[-2:]) != tuple(input_size):
             tensor = F.interpolate(tensor, size=tuple(input_size), mode='bilinear',
