@@ -163,3 +163,13 @@ def test_unknown_or_invalid_method_options_are_clear_errors(backbone):
         build_method('padim', spec, (64, 64), {'levels': [2, 3], 'n_features': channels + 1})
     with pytest.raises(ValueError, match='levels must be increasing'):
         build_method('padim', spec, (64, 64), {'levels': [3, 2]})
+
+
+def test_benchmark_profile_selects_the_edge_options() -> None:
+    """``vad4space benchmark --profile edge`` fits with EDGE_OPTIONS; other methods unchanged."""
+    from vad4space_ros.core.benchmark.runner import FitOptions
+    assert FitOptions(profile='edge').method_options('padim') == EDGE_OPTIONS['padim']
+    assert FitOptions(profile='edge').method_options('stfpm') == {}
+    assert FitOptions().method_options('patchcore') == {}
+    with pytest.raises(ValueError, match='unknown profile'):
+        FitOptions(profile='fast').method_options('padim')

@@ -74,7 +74,7 @@ def run_benchmark_command(args: argparse.Namespace) -> int:
         fit=FitOptions(backbone=args.backbone, weights=args.weights,
                        input_size=args.input_size, epochs=args.epochs,
                        max_epochs=args.max_epochs, batch_size=args.batch_size,
-                       robust=robust_config(args)),
+                       robust=robust_config(args), profile=args.profile),
         resources=ResourceOptions(images=args.latency_images, threads=args.threads),
         progress=not args.no_progress, plots=not args.no_plots, max_train=args.max_train)
     print_tables(result)
@@ -108,6 +108,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--max-epochs', type=int,
                         help="cap on each method's default epochs (ignored with --epochs)")
     parser.add_argument('--batch-size', type=int, default=16)
+    parser.add_argument('--profile', choices=('default', 'edge'), default='default',
+                        help="'edge': fit PaDiM/PatchCore with methods.EDGE_OPTIONS")
     parser.add_argument('--max-train', type=int,
                         help='use at most N normal training images (seeded subset; a '
                         'documented deviation for slow machines)')

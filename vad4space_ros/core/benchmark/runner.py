@@ -61,6 +61,15 @@ class FitOptions:
     batch_size: int = 16
     false_alarm_rate: float = 0.05
     robust: RobustConfig | None = None
+    profile: str = 'default'
+
+    def method_options(self, method: str) -> dict[str, Any]:
+        """Return the method options of the profile (``edge``: methods.EDGE_OPTIONS)."""
+        from vad4space_ros.core.methods import EDGE_OPTIONS
+
+        if self.profile not in ('default', 'edge'):
+            raise ValueError(f'unknown profile {self.profile!r}: expected default or edge')
+        return dict(EDGE_OPTIONS.get(method, {})) if self.profile == 'edge' else {}
 
     def epochs_for(self, method: str) -> int:
         """Return the epochs of ``method``: explicit, else its default capped by max_epochs."""
@@ -193,7 +202,7 @@ def run_benchmark(dataset: str, root: str | Path, out_dir: str | Path,
                         input_size=(fit.input_size, fit.input_size),
                         epochs=fit.epochs_for(method), batch_size=fit.batch_size,
                         false_alarm_rate=fit.false_alarm_rate, seed=seed, progress=False,
-                        robust=robust,
+                        robust=robust, method_options=fit.method_options(method),
                         extra_metadata={'benchmark': {'dataset': dataset, 'seed': seed,
                                                       'settings': scored_settings,
                                                       'synthetic': _is_synthetic(root)}})
