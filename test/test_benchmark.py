@@ -180,11 +180,11 @@ def test_robust_option_adds_robust_rows_and_keeps_the_plain_ones(run, lunar_chip
                                                     row['train_anomalies'])
         assert row['n'] == before[setting]['n']  # same test set as the plain fit
     _, headers, cells = robust_table(result)
-    assert headers[1:4] == ['S2', 'S3', 'Δ(S3−S2)'] and len(cells) == 1
-    expected = [f'{before[2]["img_auroc"]:.2f}', f'{before[3]["img_auroc"]:.2f}',
-                f'{before[3]["img_auroc"] - before[2]["img_auroc"]:+.2f}',
-                f'{robust[2]["img_auroc"]:.2f}', f'{robust[3]["img_auroc"]:.2f}',
-                f'{robust[3]["img_auroc"] - robust[2]["img_auroc"]:+.2f}',
+    assert headers[1:4] == ['S2', 'S3', 'Δ'] and len(cells) == 1
+    expected = [f'{before[2]["img_auroc"]:.3f}', f'{before[3]["img_auroc"]:.3f}',
+                f'{before[3]["img_auroc"] - before[2]["img_auroc"]:+.3f}',
+                f'{robust[2]["img_auroc"]:.3f}', f'{robust[3]["img_auroc"]:.3f}',
+                f'{robust[3]["img_auroc"] - robust[2]["img_auroc"]:+.3f}',
                 f'{robust[2]["dropped_anomalies"]}/{robust[2]["dropped_count"]}',
                 f'{robust[3]["dropped_anomalies"]}/{robust[3]["dropped_count"]}']
     assert cells[0] == ['padim'] + expected

@@ -10,7 +10,7 @@ from vad4space_ros.core.data.synthetic_lunar import render_chip
 from vad4space_ros.core.detector import AnomalyDetector
 from vad4space_ros.core.fitting import fit_detector, FitConfig
 from vad4space_ros.core.robust import (
-    leave_one_out_scores, robust_z, RobustConfig, select_outliers)
+    leave_one_out_scores, robust_z, RobustConfig, rule_scale, select_outliers)
 
 
 def test_mad_rule_drops_only_scores_far_above_the_median():
@@ -24,6 +24,23 @@ def test_mad_rule_drops_only_scores_far_above_the_median():
     assert abs(median - np.median(scores)) < 1e-12
     assert z[62] > 3.5 > z[:60].max()
     assert 0.7 < spread < 1.4  # 1.4826 * MAD estimates the bulk's sigma of 1
+
+
+def test_mad_rule_on_log_scale_keeps_the_skewed_tail_of_clean_scores():
+    """Right-skewed clean distances: raw MADs cut into their tail, log MADs only real outliers."""
+    extra = {'raw': 0, 'log': 0}
+    for seed in range(20):
+        clean = np.random.default_rng(seed).lognormal(0.0, 0.3, 200)  # skewness about 0.9
+        scores = np.concatenate([clean, np.array([4.0, 6.0]) * np.median(clean)])
+        for name, config in (('raw', RobustConfig(log_scores=False)), ('log', RobustConfig())):
+            dropped, _ = select_outliers(scores, config)
+            assert {200, 201} <= set(dropped), (seed, name)
+            extra[name] += len(dropped) - 2
+    assert extra['raw'] >= 15 and extra['log'] <= 2, extra
+    assert np.allclose(rule_scale(scores, RobustConfig()), np.log(scores))
+    # Scores that are not all positive (e.g. a method's raw scores) keep their own scale.
+    shifted = scores - 2.0
+    assert np.array_equal(rule_scale(shifted, RobustConfig()), shifted)
 
 
 def test_mad_rule_is_capped_and_fraction_rule_drops_a_fixed_share():

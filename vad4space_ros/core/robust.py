@@ -20,9 +20,16 @@ at the image level, so it serves all seven methods:
 2. **Trim** with a documented rule:
 
    - ``rule='mad'`` (default): drop images with robust z-score
-     ``(s - median(s)) / (1.4826 * MAD(s)) > z_threshold`` (default 3.5), at most
-     ``max_drop_fraction`` (default 0.15) of the set, most atypical first. On clean data it
-     drops few or none, so setting 2 is left almost untouched.
+     ``(t - median(t)) / (1.4826 * MAD(t)) > z_threshold`` (default 3.5), at most
+     ``max_drop_fraction`` (default 0.15) of the set, most atypical first. ``t = log(s)`` when
+     ``log_scores`` (default) and every score is positive, else ``t = s``. The MAD z-score
+     assumes a symmetric bulk, but screening scores are nearest-neighbour distances (and their
+     per-image maxima): positive and right-skewed (skewness 0.7-1.3 on clean generated LROC and
+     Mastcam training sets). On the raw scale the long right tail of *normal* images crosses
+     3.5 MADs: ten clean 100-image training sets (96 px, both datasets, seeds 0-4) lost 8
+     rare-but-normal images in all, which perturbed setting 2. On the log scale the bulk is
+     near-symmetric: the same sets lost 5, while the contaminated ones still lost 24 of their
+     50 anomalies (25 on the raw scale; the rest look normal to the screen).
    - ``rule='fraction'``: drop exactly the ``trim_fraction`` most atypical images (the expected
      contamination, e.g. 0.05).
 
@@ -61,6 +68,7 @@ class RobustConfig:
     screen: str = 'features'
     rule: str = 'mad'
     z_threshold: float = 3.5
+    log_scores: bool = True
     max_drop_fraction: float = 0.15
     trim_fraction: float = 0.05
     neighbours: int = 3
@@ -81,7 +89,7 @@ class RobustConfig:
 
 @dataclass
 class ScreeningReport:
-    """What robust screening dropped from a training set."""
+    """What robust screening dropped from a training set (median, spread: the rule's scale)."""
 
     config: dict[str, Any]
     train_count: int
@@ -101,6 +109,7 @@ class ScreeningReport:
         """Return a compact JSON-ready summary for artifact metadata (no per-image scores)."""
         return {'screen': self.config['screen'], 'rule': self.config['rule'],
                 'z_threshold': self.config['z_threshold'],
+                'log_scores': self.config['log_scores'],
                 'max_drop_fraction': self.config['max_drop_fraction'],
                 'trim_fraction': self.config['trim_fraction'],
                 'train_count': self.train_count, 'dropped_count': self.dropped_count,
@@ -119,6 +128,14 @@ def robust_z(scores: np.ndarray) -> tuple[np.ndarray, float, float]:
     return (scores - median) / spread, median, spread
 
 
+def rule_scale(scores: np.ndarray, config: RobustConfig) -> np.ndarray:
+    """Return the scores on the MAD rule's scale: log if ``log_scores`` and all positive."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if config.log_scores and scores.size and bool(np.all(scores > 0.0)):
+        return np.log(scores)
+    return scores
+
+
 def select_outliers(scores: np.ndarray, config: RobustConfig) -> tuple[list[int], float]:
     """Apply the trimming rule; return (dropped indices sorted, score cutoff)."""
     scores = np.asarray(scores, dtype=np.float64)
@@ -126,7 +143,7 @@ def select_outliers(scores: np.ndarray, config: RobustConfig) -> tuple[list[int]
     if config.rule == 'fraction':
         count = int(round(config.trim_fraction * scores.size))
     else:
-        z, _, _ = robust_z(scores)
+        z, _, _ = robust_z(rule_scale(scores, config))
         count = min(int(np.sum(z > config.z_threshold)),
                     int(np.floor(config.max_drop_fraction * scores.size)))
     dropped = sorted(int(i) for i in order[:count])
@@ -211,7 +228,7 @@ def screen_training_set(images: Sequence[np.ndarray], config: 'FitConfig', spec:
         else:
             scores = out_of_fold_scores(images, config, robust.folds)
     dropped, cutoff = select_outliers(scores, robust)
-    _, median, spread = robust_z(scores)
+    _, median, spread = robust_z(rule_scale(scores, robust))
     LOGGER.info('robust screening (%s, %s) dropped %d of %d training images',
                 robust.screen, robust.rule, len(dropped), len(images))
     return ScreeningReport(asdict(robust), len(images), dropped, cutoff, median, spread,

@@ -106,8 +106,7 @@ def resource_table(result: Any) -> tuple[str, list[str], list[list[str]]]:
 
 def robust_table(result: Any) -> tuple[str, list[str], list[list[str]]]:
     """Return (title, headers, rows) comparing settings 2/3 without and with robust fitting."""
-    headers = ['Method', 'S2', 'S3', 'Δ(S3−S2)', 'S2 robust', 'S3 robust', 'Δ robust',
-               'dropped S2', 'dropped S3']
+    headers = ['Method', 'S2', 'S3', 'Δ', 'S2 rob', 'S3 rob', 'Δ rob', 'drop S2', 'drop S3']
     rows = []
     for method in result.config['methods']:
         plain = {r['setting']: r['img_auroc'] for r in result.rows if r['method'] == method}
@@ -116,17 +115,17 @@ def robust_table(result: Any) -> tuple[str, list[str], list[list[str]]]:
             continue
         cells = [method]
         for values in (plain, {s: r['img_auroc'] for s, r in robust.items()}):
-            cells += [_cell(values.get(2)), _cell(values.get(3)),
-                      f'{values[3] - values[2]:+.2f}' if {2, 3} <= set(values) else '-']
+            cells += [f'{values[s]:.3f}' if s in values else '-' for s in (2, 3)]
+            cells.append(f'{values[3] - values[2]:+.3f}' if {2, 3} <= set(values) else '-')
         cells += [f'{robust[s]["dropped_anomalies"]}/{robust[s]["dropped_count"]}'
                   if s in robust else '-' for s in (2, 3)]
         rows.append(cells)
     config = result.config['fit']['robust'] or {}
     kind = 'SYNTHETIC generated benchmark' if result.synthetic else f'data at {result.root}'
     title = (f'{result.dataset.upper()} contamination-robust fitting, seed {result.seed}: '
-             f'img-AUROC on the {kind} without and with --robust ({config.get("screen")} '
-             f'screen, {config.get("rule")} rule); dropped = anomalous/total training images '
-             'the screening removed.')
+             f'img-AUROC on the {kind}, without and with (rob) --robust '
+             f'({config.get("screen")} screen, {config.get("rule")} rule); Δ = S3 − S2; drop = '
+             'anomalous/total training images the screening removed.')
     return title, headers, rows
 
 
