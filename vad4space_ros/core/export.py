@@ -149,18 +149,19 @@ class SeparableMapResize(nn.Module):
                  blur: GaussianBlur2d) -> None:
         super().__init__()
         self.register_buffer('rows', _axis_operator(grid[0], size[0], mode, blur, 0))
-        self.register_buffer('cols', _axis_operator(grid[1], size[1], mode, blur, 1).T)
+        columns = _axis_operator(grid[1], size[1], mode, blur, 1)
+        self.register_buffer('cols', columns.T.contiguous())
 
     def forward(self, grid_map: torch.Tensor, *_size: Any) -> torch.Tensor:
         """Map a Bx1xhxw grid map to the Bx1xHxW blurred image map."""
-        return torch.matmul(torch.matmul(self.rows, grid_map), self.cols.contiguous())
+        return torch.matmul(torch.matmul(self.rows, grid_map), self.cols)
 
 
 def install_separable_map_resize(model: nn.Module, size: tuple[int, int]) -> bool:
     """Replace PaDiM's/PatchCore's upsample+blur by :class:`SeparableMapResize`, in place."""
     generator = getattr(model, 'anomaly_map_generator', None)
-    names = {'PadimModel': 'bilinear', 'PatchcoreModel': 'nearest'}
-    mode = names.get(type(model).__name__)
+    upsampling = {'PadimModel': 'bilinear', 'PatchcoreModel': 'nearest'}
+    mode = upsampling.get(type(model).__name__)
     if mode is None or generator is None:
         return False
     with torch.inference_mode():
