@@ -7,6 +7,7 @@ frames and collects every output.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 import time
@@ -125,20 +126,24 @@ def grey_chips(root: Path, category: str, count: int) -> list[np.ndarray]:
     return [load_rgb(path)[:, :, 0].copy() for path in files]
 
 
-@pytest.fixture(scope='module')
-def detector(padim_model: Path) -> Iterator[DetectorSession]:
-    """Start the detector with config/rover.yaml and complete a publish/answer handshake."""
+@contextmanager
+def detector_session(model: Path, params_file: str, handshake: tuple[np.ndarray, str],
+                     compressed: bool,
+                     image_topic: str = IMAGE_TOPIC) -> Iterator[DetectorSession]:
+    """Start the detector on ``model`` with ``config/<params_file>``; handshake; yield."""
     parameters = {
-        'model_path': str(padim_model), 'diagnostics_period': 0.5,
+        'model_path': str(model), 'diagnostics_period': 0.5,
         # QoS override: the sensor-data default is best effort; loopback UDP can lose
         # fragments of 200 kB frames, so the test subscribes reliably.
-        f'qos_overrides.{IMAGE_TOPIC}.subscription.reliability': 'reliable',
-        f'qos_overrides.{IMAGE_TOPIC}/compressed.subscription.reliability': 'reliable',
+        f'qos_overrides.{image_topic}.subscription.reliability': 'reliable',
     }
+    if compressed:
+        parameters[f'qos_overrides.{image_topic}/compressed.subscription.reliability'] = (
+            'reliable')
     with ros_harness.run_node(
             ros_harness.node_command('vad4space_detector', 'vad4space_ros.nodes.detector_node'),
-            parameters=parameters, params_file=PACKAGE_ROOT / 'config' / 'rover.yaml',
-            remappings={'image': IMAGE_TOPIC}, env=NODE_ENV) as process, \
+            parameters=parameters, params_file=PACKAGE_ROOT / 'config' / params_file,
+            remappings={'image': image_topic}, env=NODE_ENV) as process, \
             ros_harness.RosTestNode() as ros:
         outputs = {
             'score': ros.collect(PointStamped, f'{NODE}/score'),
@@ -148,14 +153,24 @@ def detector(padim_model: Path) -> Iterator[DetectorSession]:
         }
         session = DetectorSession(
             process=process, ros=ros,
-            image_pub=ros.node.create_publisher(Image, IMAGE_TOPIC, 10),
+            image_pub=ros.node.create_publisher(Image, image_topic, 10),
             compressed_pub=ros.node.create_publisher(
-                CompressedImage, f'{IMAGE_TOPIC}/compressed', 10),
+                CompressedImage, f'{image_topic}/compressed', 10) if compressed else None,
             outputs=outputs, diagnostics=ros.collect(DiagnosticArray, '/diagnostics'))
-        handshake = image_msg(np.full((64, 64), 100, np.uint8), 'mono8', Header(frame_id='hello'))
-        ros.publish_until_answered(session.image_pub, handshake, list(outputs.values()),
-                                   timeout=120.0, process=process)
-        ros.wait_for_subscribers(session.compressed_pub, process=process)
+        pixels, encoding = handshake
+        ros.publish_until_answered(
+            session.image_pub, image_msg(pixels, encoding, session.header('hello')),
+            list(outputs.values()), timeout=120.0, process=process)
+        if compressed:
+            ros.wait_for_subscribers(session.compressed_pub, process=process)
+        yield session
+
+
+@pytest.fixture(scope='module')
+def detector(padim_model: Path) -> Iterator[DetectorSession]:
+    """Start the detector with config/rover.yaml and complete a publish/answer handshake."""
+    with detector_session(padim_model, 'rover.yaml', (np.full((64, 64), 100, np.uint8), 'mono8'),
+                          compressed=True) as session:
         yield session
 
 

@@ -14,20 +14,16 @@ import sys
 import time
 
 from conftest import fit_environment, offline_backbone
-from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PointStamped
 import numpy as np
 import pytest
-import ros_harness
 from sensor_msgs.msg import Image
-from test_detector_node import DetectorSession, image_msg, NODE, PACKAGE_ROOT
+from test_detector_node import detector_session, DetectorSession, image_msg, NODE
 
 from vad4space_ros.core.image_encoding import image_to_array, RawImage
 from vad4space_ros.core.spectral import bands_to_rgb, FusedDetector, load_model
 from vad4space_ros.nodes.ros_conversions import msg_to_record
 
 IMAGE_TOPIC = '/mastcam/multispectral'
-NODE_ENV = {'OMP_NUM_THREADS': '1'}
 TRAIN_TILES = 30
 PATCH = (slice(20, 34), slice(22, 36))
 
@@ -81,27 +77,8 @@ def offline(fused_model: Path) -> FusedDetector:
 @pytest.fixture(scope='module')
 def fused_node(fused_model: Path) -> Iterator[DetectorSession]:
     """Start the detector on the fused model with config/mastcam_fused.yaml; handshake."""
-    parameters = {'model_path': str(fused_model), 'diagnostics_period': 0.5,
-                  f'qos_overrides.{IMAGE_TOPIC}.subscription.reliability': 'reliable'}
-    with ros_harness.run_node(
-            ros_harness.node_command('vad4space_detector', 'vad4space_ros.nodes.detector_node'),
-            parameters=parameters, params_file=PACKAGE_ROOT / 'config' / 'mastcam_fused.yaml',
-            remappings={'image': IMAGE_TOPIC}, env=NODE_ENV) as process, \
-            ros_harness.RosTestNode() as ros:
-        outputs = {
-            'score': ros.collect(PointStamped, f'{NODE}/score'),
-            'detection': ros.collect(DiagnosticArray, f'{NODE}/detection'),
-            'map': ros.collect(Image, f'{NODE}/anomaly_map'),
-            'heatmap': ros.collect(Image, f'{NODE}/heatmap'),
-        }
-        session = DetectorSession(
-            process=process, ros=ros,
-            image_pub=ros.node.create_publisher(Image, IMAGE_TOPIC, 10),
-            compressed_pub=None,
-            outputs=outputs, diagnostics=ros.collect(DiagnosticArray, '/diagnostics'))
-        handshake = image_msg(typical_tiles(99, 1)[0], '8UC6', session.header('hello'))
-        ros.publish_until_answered(session.image_pub, handshake, list(outputs.values()),
-                                   timeout=120.0, process=process)
+    with detector_session(fused_model, 'mastcam_fused.yaml', (typical_tiles(99, 1)[0], '8UC6'),
+                          compressed=False, image_topic=IMAGE_TOPIC) as session:
         yield session
 
 
