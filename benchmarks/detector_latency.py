@@ -95,14 +95,14 @@ def make_frames(count: int, size: int, encoding: str) -> list[np.ndarray]:
 
     rng = np.random.default_rng(0)
     if encoding == '8UC6':
-        from vad4space_ros.core.data.synthetic_mars import render_tile
+        from vad4space_ros.data.synthetic_mars import render_tile
         tiles = [render_tile(rng, 'veins' if index % 5 == 4 else 'typical').astype(np.uint8)
                  for index in range(count)]
         return [tile if tile.shape[0] == size else np.dstack([
             cv2.resize(np.ascontiguousarray(tile[:, :, band]), (size, size),
                        interpolation=cv2.INTER_LINEAR) for band in range(tile.shape[2])])
                 for tile in tiles]
-    from vad4space_ros.core.data.synthetic_lunar import render_chip
+    from vad4space_ros.data.synthetic_lunar import render_chip
 
     frames = []
     for index in range(count):
@@ -140,7 +140,7 @@ def benchmark_model(model: Path, frames: list[np.ndarray], encoding: str,
     from std_msgs.msg import Header
     from tqdm import tqdm
 
-    from vad4space_ros.core.image_encoding import array_to_image
+    from vad4space_ros.deploy.image_encoding import array_to_image
     from vad4space_ros.nodes.ros_conversions import msg_to_record, raw_to_image_msg
 
     command = ros_harness.node_command('vad4space_detector', 'vad4space_ros.nodes.detector_node')
@@ -242,7 +242,7 @@ def measure_fusion_cost(model: Path, frames: list[np.ndarray], threads: int) -> 
     from std_msgs.msg import Header
     from tqdm import tqdm
 
-    from vad4space_ros.core.image_encoding import array_to_image
+    from vad4space_ros.deploy.image_encoding import array_to_image
     from vad4space_ros.nodes.ros_conversions import msg_to_record, raw_to_image_msg
 
     command = ros_harness.node_command('vad4space_detector', 'vad4space_ros.nodes.detector_node')

@@ -25,10 +25,10 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from vad4space_ros.core.downlink.downlink_queue import DownlinkQueue
-from vad4space_ros.core.downlink.policy import DownlinkPolicy
-from vad4space_ros.core.downlink.store import encode_embedding
-from vad4space_ros.core.records import DetectionRecord
+from vad4space_ros.deploy.records import DetectionRecord
+from vad4space_ros.downlink.downlink_queue import DownlinkQueue
+from vad4space_ros.downlink.policy import DownlinkPolicy
+from vad4space_ros.downlink.store import encode_embedding
 
 PRODUCT_BYTES = 1_000_000
 

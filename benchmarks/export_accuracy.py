@@ -21,10 +21,10 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from vad4space_ros.cli.fit import image_files
-from vad4space_ros.core.data.samples import load_rgb
-from vad4space_ros.core.detector import AnomalyDetector
-from vad4space_ros.core.export import export_onnx, ExportOptions, quantize_int8
-from vad4space_ros.core.runtime import ExportedDetector
+from vad4space_ros.data.samples import load_rgb
+from vad4space_ros.deploy.onnx_detector import ExportedDetector
+from vad4space_ros.models.export import export_onnx, ExportOptions, quantize_int8
+from vad4space_ros.models.torch_detector import AnomalyDetector
 
 
 def labelled_images(test_dir: Path, limit: int) -> tuple[list[np.ndarray], np.ndarray]:

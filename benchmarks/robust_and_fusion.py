@@ -64,8 +64,8 @@ DEFAULT_ROOT = Path(os.environ.get('TMPDIR', '/tmp')) / 'vad4space-robust-fusion
 
 def dataset_root(root: Path, name: str, seed: int):
     """Return the generated dataset ``name`` under ``root`` (generate it on first use)."""
-    from vad4space_ros.core.data.samples import load_dataset
-    from vad4space_ros.core.data.synthetic import generate
+    from vad4space_ros.data.samples import load_dataset
+    from vad4space_ros.data.synthetic import generate
     folder = root / f'{name}-small-seed{seed}'
     if not (folder / 'SYNTHETIC.md').is_file():
         generate(name, folder, seed=seed, size='small')
@@ -85,7 +85,7 @@ class ImageCache:
 
     def get(self, samples) -> list[np.ndarray]:
         """Return the images of ``samples``."""
-        from vad4space_ros.core.data.samples import load_rgb
+        from vad4space_ros.data.samples import load_rgb
         for sample in samples:
             if sample.path not in self.images:
                 self.images[sample.path] = load_rgb(sample)
@@ -109,7 +109,7 @@ class FitCache(dict):
 @functools.lru_cache(maxsize=1)
 def robust_source() -> str:
     """Return a short hash of core/robust.py as this run imported it."""
-    from vad4space_ros.core import robust
+    from vad4space_ros.training import robust
     return hashlib.sha1(Path(robust.__file__).read_bytes()).hexdigest()[:10]
 
 
@@ -122,8 +122,8 @@ def robust_key(robust_config) -> str:
 
 def screened_out(images: list[np.ndarray], config) -> list[int]:
     """Return the indices robust screening would drop (the same call fit_detector makes)."""
-    from vad4space_ros.core.backbones import get_backbone, load_backbone_state
-    from vad4space_ros.core.robust import screen_training_set
+    from vad4space_ros.models.backbones import get_backbone, load_backbone_state
+    from vad4space_ros.training.robust import screen_training_set
     spec = get_backbone(config.backbone)
     state = load_backbone_state(spec, config.weights)
     return screen_training_set(images, config, spec, state, config.robust).dropped_indices
@@ -139,8 +139,8 @@ def robust_rows(dataset, methods: list[str], size: int, seeds: list[int], robust
     robust fit is the plain fit (screening leaves the fit's random draws untouched), so its
     results are reused instead of fitting again.
     """
-    from vad4space_ros.core.data.protocols import make_setting
-    from vad4space_ros.core.fitting import fit_detector, FitConfig
+    from vad4space_ros.data.protocols import make_setting
+    from vad4space_ros.training.fitting import fit_detector, FitConfig
     fits = {} if fits is None else fits
     cache = ImageCache()
     rows = []
@@ -250,11 +250,11 @@ def print_robust(rows: list[dict]) -> None:
 
 def fusion_rows(dataset, methods: list[str], size: int, seed: int) -> list[dict]:
     """Per-class AUROC of RGB-only, spectral-only and fused models; latency per tile."""
-    from vad4space_ros.core.data.protocols import make_setting
-    from vad4space_ros.core.data.samples import load_bands
-    from vad4space_ros.core.fitting import FitConfig
-    from vad4space_ros.core.spectral import bands_to_rgb, fit_fused_detector
-    from vad4space_ros.core.spectral import fit_spectral_fusion, fuse, SpectralConfig
+    from vad4space_ros.data.protocols import make_setting
+    from vad4space_ros.data.samples import load_bands
+    from vad4space_ros.deploy.spectral import bands_to_rgb, fit_fused_detector
+    from vad4space_ros.deploy.spectral import fit_spectral_fusion, fuse, SpectralConfig
+    from vad4space_ros.training.fitting import FitConfig
     split = make_setting(dataset, 1, seed)
     cubes = [load_bands(x) for x in split.test]
     calibration_cubes = [load_bands(x) for x in split.calibration]
@@ -348,8 +348,8 @@ def main(argv: list[str] | None = None) -> int:
                         'written after each fit): an interrupted run resumes, a rerun after a '
                         'change to core/robust.py refits only the robust variants')
     args = parser.parse_args(argv)
-    from vad4space_ros.core.benchmark.runner import subsample_training
-    from vad4space_ros.core.robust import RobustConfig
+    from vad4space_ros.evaluation.runner import subsample_training
+    from vad4space_ros.training.robust import RobustConfig
     robust_source()  # pin the fit-cache key to the core/robust.py this run imported
     logging.getLogger('lightning.pytorch').setLevel(logging.WARNING)
     warnings.filterwarnings('ignore', module='lightning')

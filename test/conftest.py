@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import ros_harness
-from vad4space_ros.core.catalog import ONNX_ENV
+from vad4space_ros.catalog import ONNX_ENV
 
 ONNX_FILE = (Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'mobilenetv2_onnx_int8'
              / 'mobilenetv2-12-int8.onnx')
@@ -25,7 +25,7 @@ def ros() -> Iterator[ros_harness.RosTestNode]:
 @pytest.fixture(scope='session')
 def lunar_chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Return a tiny synthetic LROC-layout tree (train/none, test/none, test/ejecta, ...)."""
-    from vad4space_ros.core.data.synthetic import generate
+    from vad4space_ros.data.synthetic import generate
 
     root = tmp_path_factory.mktemp('lunar_chips')
     generate('lroc', root, seed=0, size='tiny', progress=False)

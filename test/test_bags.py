@@ -6,9 +6,9 @@ import pytest
 from rosbags.rosbag2 import Reader, Writer
 
 from vad4space_ros.cli import main
-from vad4space_ros.core import bags
-from vad4space_ros.core.data import load_bands, load_dataset, load_rgb, synthetic
-from vad4space_ros.core.data.protocols import make_setting
+from vad4space_ros.data import bags
+from vad4space_ros.data import load_bands, load_dataset, load_rgb, synthetic
+from vad4space_ros.data.protocols import make_setting
 
 
 @pytest.fixture(scope='module')

@@ -15,16 +15,16 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from vad4space_ros.catalog import ONNX_ENV
 from vad4space_ros.cli.benchmark import parse_methods, parse_settings, register, robust_config
-from vad4space_ros.core.benchmark import FitOptions, ResourceOptions, run_benchmark
-from vad4space_ros.core.benchmark.report import markdown_tables, robust_table
-from vad4space_ros.core.benchmark.runner import subsample_training
-from vad4space_ros.core.catalog import ONNX_ENV
-from vad4space_ros.core.data import load_dataset
-from vad4space_ros.core.data.protocols import anomaly_count, make_setting
-from vad4space_ros.core.detector import AnomalyDetector
-from vad4space_ros.core.metrics import confusion_at
-from vad4space_ros.core.robust import RobustConfig
+from vad4space_ros.data import load_dataset
+from vad4space_ros.data.protocols import anomaly_count, make_setting
+from vad4space_ros.evaluation.metrics import confusion_at
+from vad4space_ros.evaluation.report import markdown_tables, robust_table
+from vad4space_ros.evaluation.runner import FitOptions, ResourceOptions, run_benchmark
+from vad4space_ros.evaluation.runner import subsample_training
+from vad4space_ros.models.torch_detector import AnomalyDetector
+from vad4space_ros.training.robust import RobustConfig
 
 ONNX_FILE = (Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'mobilenetv2_onnx_int8'
              / 'mobilenetv2-12-int8.onnx')

@@ -12,8 +12,8 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from vad4space_ros.core.data import download, synthetic
-from vad4space_ros.core.data.download import download_dataset, DownloadError
+from vad4space_ros.data import download, synthetic
+from vad4space_ros.data.download import download_dataset, DownloadError
 
 
 class ZenodoLikeServer:

@@ -7,8 +7,8 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from vad4space_ros.core.data import DatasetError, load_bands, load_dataset, load_rgb
-from vad4space_ros.core.data import lroc, mastcam
+from vad4space_ros.data import DatasetError, load_bands, load_dataset, load_rgb
+from vad4space_ros.data import lroc, mastcam
 
 MANIFEST = Path(__file__).resolve().parents[2] / 'shared/data/lrocnet/lrocnet_split_manifest.csv'
 

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from vad4space_ros.core.data import lroc, Sample
-from vad4space_ros.core.data.protocols import anomaly_count, make_setting
+from vad4space_ros.data import lroc, Sample
+from vad4space_ros.data.protocols import anomaly_count, make_setting
 
 
 def _lroc_like() -> list[Sample]:

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from vad4space_ros.cli import main
-from vad4space_ros.core.data import load_bands, load_dataset, load_rgb, mastcam, synthetic
-from vad4space_ros.core.data.synthetic_lunar import render_chip
-from vad4space_ros.core.data.synthetic_mars import (
+from vad4space_ros.data import load_bands, load_dataset, load_rgb, mastcam, synthetic
+from vad4space_ros.data.synthetic_lunar import render_chip
+from vad4space_ros.data.synthetic_mars import (
     _typical, _veins, NIR, render_tile, SUBTLE_FRACTION, VISIBLE)
 
 

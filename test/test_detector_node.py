@@ -21,8 +21,8 @@ import ros_harness
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from vad4space_ros.core.data.samples import load_rgb
-from vad4space_ros.core.image_encoding import array_to_image, image_to_array, RawImage
+from vad4space_ros.data.samples import load_rgb
+from vad4space_ros.deploy.image_encoding import array_to_image, image_to_array, RawImage
 from vad4space_ros.nodes.ros_conversions import msg_to_record, raw_to_image_msg
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@
 A PaDiM + RX model is fitted by the CLI on generated Mastcam-like tiles (64 px, 30 tiles); the
 node runs it with ``config/mastcam_fused.yaml`` in its own process. Frames are 6-band tiles;
 the node's published scores and maps are compared with the offline
-:class:`~vad4space_ros.core.spectral.FusedDetector` loaded from the same file.
+:class:`~vad4space_ros.deploy.spectral.FusedDetector` loaded from the same file.
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import pytest
 from sensor_msgs.msg import Image
 from test_detector_node import detector_session, DetectorSession, image_msg, NODE
 
-from vad4space_ros.core.image_encoding import image_to_array, RawImage
-from vad4space_ros.core.spectral import bands_to_rgb, FusedDetector, load_model
+from vad4space_ros.deploy.image_encoding import image_to_array, RawImage
+from vad4space_ros.deploy.spectral import bands_to_rgb, FusedDetector, load_model
 from vad4space_ros.nodes.ros_conversions import msg_to_record
 
 IMAGE_TOPIC = '/mastcam/multispectral'
@@ -30,7 +30,7 @@ PATCH = (slice(20, 34), slice(22, 36))
 
 def typical_tiles(seed: int, count: int) -> list[np.ndarray]:
     """Render generated typical Mastcam tiles as 64x64x6 uint8 DN."""
-    from vad4space_ros.core.data.synthetic_mars import render_tile
+    from vad4space_ros.data.synthetic_mars import render_tile
 
     rng = np.random.default_rng(seed)
     return [render_tile(rng, 'typical').astype(np.uint8) for _ in range(count)]
@@ -170,7 +170,7 @@ def test_spectral_fusion_off_scores_the_rgb_branch_only(
 def test_model_path_switches_between_fused_and_exported_models_at_run_time(
         fused_node: DetectorSession, offline: FusedDetector, fused_model: Path,
         tmp_path: Path) -> None:
-    from vad4space_ros.core.export import export_onnx
+    from vad4space_ros.models.export import export_onnx
 
     exported = load_model(export_onnx(offline.rgb, tmp_path / 'rgb_branch.onnx'))
     assert type(exported).__name__ == 'ExportedDetector'

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 
 from vad4space_ros.cli import main as cli_main
-from vad4space_ros.core.downlink.downlink_queue import (
+from vad4space_ros.deploy.records import DetectionRecord
+from vad4space_ros.downlink.downlink_queue import (
     ACCEPTED, BELOW_MIN_SCORE, DownlinkQueue, DUPLICATE)
-from vad4space_ros.core.downlink.policy import DownlinkPolicy
-from vad4space_ros.core.downlink.ranking import rank
-from vad4space_ros.core.downlink.selection import knapsack, Option
-from vad4space_ros.core.downlink.sizing import encoded_size, thumbnail_size
-from vad4space_ros.core.downlink.store import (
+from vad4space_ros.downlink.policy import DownlinkPolicy
+from vad4space_ros.downlink.ranking import rank
+from vad4space_ros.downlink.selection import knapsack, Option
+from vad4space_ros.downlink.sizing import encoded_size, thumbnail_size
+from vad4space_ros.downlink.store import (
     DownlinkStore, EVICTED, EXPIRED, QUEUED, RELEASED, StoreError, THUMBNAIL)
-from vad4space_ros.core.records import DetectionRecord
 
 DIM = 16
 
@@ -282,8 +282,8 @@ def test_interrupted_pass_transaction_releases_nothing(tmp_path):
     path = tmp_path / 'q.db'
     child = (
         'import os, sys\n'
-        'from vad4space_ros.core.downlink.downlink_queue import DownlinkQueue\n'
-        'from vad4space_ros.core.downlink.policy import DownlinkPolicy\n'
+        'from vad4space_ros.downlink.downlink_queue import DownlinkQueue\n'
+        'from vad4space_ros.downlink.policy import DownlinkPolicy\n'
         'queue = DownlinkQueue.connect(sys.argv[1], DownlinkPolicy(send_thumbnails=False))\n'
         'queue.store.finish_pass = lambda *a: os._exit(9)\n'  # die inside the pass transaction
         'queue.run_pass(10 ** 9)\n')

@@ -14,7 +14,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header, UInt64
 from test_downlink_core import basis, make_read_only, record, undo_read_only
 
-from vad4space_ros.core.downlink.policy import DownlinkPolicy
+from vad4space_ros.downlink.policy import DownlinkPolicy
 from vad4space_ros.nodes.downlink_node import declared_parameter_names, NODE_PARAMETERS
 from vad4space_ros.nodes.ros_conversions import record_to_msg
 import yaml

@@ -15,12 +15,12 @@ import torch
 from torch.nn import functional as F
 
 from vad4space_ros.cli import main as cli_main
-from vad4space_ros.core.data.samples import load_rgb
-from vad4space_ros.core.detector import AnomalyDetector, ArtifactError, METADATA_KEY
-from vad4space_ros.core.export import export_onnx, ExportOptions, quantize_int8
-from vad4space_ros.core.export import rebuild_module, reduce_padim_features
-from vad4space_ros.core.export import separable_gaussian_blur, SeparableMapResize
-from vad4space_ros.core.runtime import ExportedDetector
+from vad4space_ros.data.samples import load_rgb
+from vad4space_ros.deploy.onnx_detector import ExportedDetector
+from vad4space_ros.models.export import export_onnx, ExportOptions, quantize_int8
+from vad4space_ros.models.export import rebuild_module, reduce_padim_features
+from vad4space_ros.models.export import separable_gaussian_blur, SeparableMapResize
+from vad4space_ros.models.torch_detector import AnomalyDetector, ArtifactError, METADATA_KEY
 
 ONNX_WEIGHTS = (Path(__file__).resolve().parents[2] / 'shared' / 'data'
                 / 'mobilenetv2_onnx_int8' / 'mobilenetv2-12-int8.onnx')
@@ -44,7 +44,7 @@ def chips(lunar_chips: Path) -> dict[str, list[np.ndarray]]:
 @pytest.fixture(scope='module')
 def fitted(chips: dict[str, list[np.ndarray]]) -> dict[str, AnomalyDetector]:
     """Fit PaDiM and PatchCore at 64 px (MobileNetV2 when its weights exist here)."""
-    from vad4space_ros.core.fitting import fit_detector, FitConfig
+    from vad4space_ros.training.fitting import fit_detector, FitConfig
 
     if 'VAD4SPACE_MOBILENETV2_ONNX' not in os.environ and ONNX_WEIGHTS.is_file():
         os.environ['VAD4SPACE_MOBILENETV2_ONNX'] = str(ONNX_WEIGHTS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vad4space_ros.core.heatmap import (
+from vad4space_ros.deploy.heatmap import (
     HeatmapError, map_range_from_calibration, normalise_map, overlay)
 
 

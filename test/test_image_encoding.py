@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from vad4space_ros.core.image_encoding import (
+from vad4space_ros.deploy.image_encoding import (
     array_to_image, decode_compressed, ENCODINGS, image_to_array, ImageEncodingError, RawImage,
-    ScaleOptions, to_model_input)
+    ScaleOptions, to_rgb8)
 
 RNG = np.random.default_rng(7)
 
@@ -56,27 +56,27 @@ def test_colour_orders_become_rgb() -> None:
     rgba = np.dstack([rgb, np.full(rgb.shape[:2], 9, np.uint8)])
     bgra = np.dstack([bgr, np.full(rgb.shape[:2], 9, np.uint8)])
     for pixels, encoding in ((rgb, 'rgb8'), (bgr, 'bgr8'), (rgba, 'rgba8'), (bgra, 'bgra8')):
-        np.testing.assert_array_equal(to_model_input(pixels, encoding), rgb)
+        np.testing.assert_array_equal(to_rgb8(pixels, encoding), rgb)
 
 
 def test_sixteen_bit_and_float_scaling_follow_the_options() -> None:
     twelve_bit = np.array([[0, 4095, 2048]], np.uint16)
-    assert to_model_input(twelve_bit, 'mono16', ScaleOptions(sixteen_bit_max=4095)).tolist() \
+    assert to_rgb8(twelve_bit, 'mono16', ScaleOptions(sixteen_bit_max=4095)).tolist() \
         == [[0, 255, 128]]
-    assert to_model_input(twelve_bit, 'mono16').tolist() == [[0, 16, 8]]
+    assert to_rgb8(twelve_bit, 'mono16').tolist() == [[0, 16, 8]]
     reflectance = np.array([[0.0, 0.25, 0.5, 0.9]], np.float32)
-    assert to_model_input(reflectance, '32FC1', ScaleOptions(float_max=0.5)).tolist() \
+    assert to_rgb8(reflectance, '32FC1', ScaleOptions(float_max=0.5)).tolist() \
         == [[0, 128, 255, 255]]
 
 
 def test_multispectral_bands_are_selected_in_order() -> None:
     cube = np.stack([np.full((2, 3), 10 * (band + 1), np.uint8) for band in range(6)], axis=2)
-    default = to_model_input(cube, '8UC6')
+    default = to_rgb8(cube, '8UC6')
     assert default[0, 0].tolist() == [10, 20, 30]
-    chosen = to_model_input(cube, '8UC6', ScaleOptions(rgb_bands=(5, 3, 0)))
+    chosen = to_rgb8(cube, '8UC6', ScaleOptions(rgb_bands=(5, 3, 0)))
     assert chosen.shape == (2, 3, 3) and chosen[0, 0].tolist() == [60, 40, 10]
     with pytest.raises(ImageEncodingError, match='rgb_bands'):
-        to_model_input(cube, '8UC6', ScaleOptions(rgb_bands=(0, 1, 6)))
+        to_rgb8(cube, '8UC6', ScaleOptions(rgb_bands=(0, 1, 6)))
 
 
 BAD_IMAGES = {
@@ -114,7 +114,7 @@ def test_compressed_colour_images_decode(extension: str, encoding: str) -> None:
     assert ok
     pixels, decoded_encoding = decode_compressed(extension[1:], buffer.tobytes())
     assert decoded_encoding == encoding and pixels.shape == (24, 32, 3)
-    rgb = to_model_input(pixels, decoded_encoding)
+    rgb = to_rgb8(pixels, decoded_encoding)
     assert rgb[12, 4, 2] > 200 and rgb[12, 4, 0] < 50  # blue stays blue after BGR -> RGB
 
 

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from vad4space_ros.core.backbones import get_backbone
-from vad4space_ros.core.catalog import METHOD_NAMES
-from vad4space_ros.core.data.synthetic_lunar import render_chip
-from vad4space_ros.core.detector import AnomalyDetector, ArtifactError
-from vad4space_ros.core.fitting import fit_detector, FitConfig
-from vad4space_ros.core.methods import build_method, EDGE_OPTIONS, get_method
+from vad4space_ros.catalog import METHOD_NAMES
+from vad4space_ros.data.synthetic_lunar import render_chip
+from vad4space_ros.models.backbones import get_backbone
+from vad4space_ros.models.methods import build_method, EDGE_OPTIONS, get_method
+from vad4space_ros.models.torch_detector import AnomalyDetector, ArtifactError
+from vad4space_ros.training.fitting import fit_detector, FitConfig
 
 # Per-method training budget for the test: small inputs, few epochs, 2-core CPU.
 TEST_INPUT = {'simplenet': 128}
@@ -167,7 +167,7 @@ def test_unknown_or_invalid_method_options_are_clear_errors(backbone):
 
 def test_benchmark_profile_selects_the_edge_options() -> None:
     """``vad4space benchmark --profile edge`` fits with EDGE_OPTIONS; other methods unchanged."""
-    from vad4space_ros.core.benchmark.runner import FitOptions
+    from vad4space_ros.evaluation.runner import FitOptions
     assert FitOptions(profile='edge').method_options('padim') == EDGE_OPTIONS['padim']
     assert FitOptions(profile='edge').method_options('stfpm') == {}
     assert FitOptions().method_options('patchcore') == {}

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from vad4space_ros.core.metrics import confusion_at, image_metrics
+from vad4space_ros.evaluation.metrics import confusion_at, image_metrics
 
 # Four samples, worked by hand. Sorted by score: 0.8 (A), 0.4 (N), 0.35 (A), 0.1 (N).
 # Pairs (anomaly, normal) ranked correctly: (0.8 > 0.4), (0.8 > 0.1), (0.35 > 0.1) but not

@@ -1,19 +1,24 @@
-"""Model input preparation: the NumPy fast path gives the torch reference's exact values."""
+"""Model input preparation without torch reproduces the torch reference it replaced."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 
-from vad4space_ros.core.preprocess import to_model_input
+from vad4space_ros.deploy.preprocess import resize_map, to_model_input
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
-def reference(images: list[np.ndarray]) -> torch.Tensor:
-    """(x / 255 - mean) / std in torch float32, images already at model size."""
+def reference(images: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """torch: antialiased bilinear resize of x / 255, then (x - mean) / std."""
     batch = torch.stack([torch.from_numpy(i).permute(2, 0, 1).float() / 255.0 for i in images])
-    return (batch - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    if tuple(batch.shape[-2:]) != size:
+        batch = F.interpolate(batch, size=size, mode='bilinear', align_corners=False,
+                              antialias=True)
+    batch = (batch - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    return batch.numpy()
 
 
 def test_images_at_model_size_are_normalised_exactly() -> None:
@@ -21,19 +26,34 @@ def test_images_at_model_size_are_normalised_exactly() -> None:
     rng = np.random.default_rng(3)
     images = [rng.integers(0, 256, (48, 40, 3), dtype=np.uint8) for _ in range(3)]
     prepared = to_model_input(images, (48, 40), MEAN, STD)
-    assert prepared.dtype == torch.float32 and prepared.shape == (3, 3, 48, 40)
-    assert torch.equal(prepared, reference(images))
+    assert prepared.dtype == np.float32 and prepared.shape == (3, 3, 48, 40)
+    np.testing.assert_array_equal(prepared, reference(images, (48, 40)))
     mono = images[0][:, :, 0]
-    assert torch.equal(to_model_input([mono], (48, 40), MEAN, STD)[0],
-                       reference([np.repeat(mono[:, :, None], 3, axis=2)])[0])
+    np.testing.assert_array_equal(to_model_input([mono], (48, 40), MEAN, STD)[0],
+                                  reference([np.repeat(mono[:, :, None], 3, axis=2)],
+                                            (48, 40))[0])
 
 
-def test_other_sizes_are_resized_and_bad_images_rejected() -> None:
-    """A larger image is resized to the model input; non-uint8 or empty input is an error."""
+@pytest.mark.parametrize('shape', [(227, 227), (64, 64), (300, 200), (1200, 1600)])
+def test_resizing_matches_torch_antialiased_bilinear(shape: tuple[int, int]) -> None:
+    """Shrinking and enlarging give torch's values to float rounding."""
+    image = np.random.default_rng(1).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    prepared = to_model_input([image], (128, 128), MEAN, STD)
+    np.testing.assert_allclose(prepared, reference([image], (128, 128)), atol=1e-5)
+
+
+def test_map_resize_matches_torch_bilinear() -> None:
+    """Anomaly maps are brought to the image size as torch's bilinear (align_corners=False)."""
+    grid = np.random.default_rng(2).random((32, 32)).astype(np.float32)
+    for size in ((256, 256), (64, 48), (1200, 1600)):
+        expected = F.interpolate(torch.from_numpy(grid)[None, None], size=size,
+                                 mode='bilinear', align_corners=False)[0, 0].numpy()
+        np.testing.assert_allclose(resize_map(grid, size), expected, atol=1e-5)
+
+
+def test_bad_images_are_rejected() -> None:
+    """Non-uint8 or empty input is an error naming the problem."""
     image = np.full((96, 80, 3), 128, np.uint8)
-    prepared = to_model_input([image], (48, 40), MEAN, STD)
-    assert prepared.shape == (1, 3, 48, 40)
-    assert torch.allclose(prepared, reference([image[:48, :40]]), atol=1e-6)
     with pytest.raises(ValueError, match='uint8'):
         to_model_input([image.astype(np.float32)], (48, 40), MEAN, STD)
     with pytest.raises(ValueError, match='empty'):

@@ -19,12 +19,12 @@ import ros_harness
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from vad4space_ros.core import bags
-from vad4space_ros.core.data import load_dataset
-from vad4space_ros.core.data.protocols import make_setting
-from vad4space_ros.core.image_encoding import image_to_array
-from vad4space_ros.core.metrics import image_metrics
-from vad4space_ros.core.records import DetectionRecord
+from vad4space_ros.data import bags
+from vad4space_ros.data import load_dataset
+from vad4space_ros.data.protocols import make_setting
+from vad4space_ros.deploy.image_encoding import image_to_array
+from vad4space_ros.deploy.records import DetectionRecord
+from vad4space_ros.evaluation.metrics import image_metrics
 from vad4space_ros.nodes import evaluator_node, replay_node
 from vad4space_ros.nodes.detector_parameters import PARAMETERS as DETECTOR_PARAMETERS
 from vad4space_ros.nodes.ros_conversions import image_msg_to_raw, record_to_msg, stamp_to_ns
@@ -54,7 +54,7 @@ def setting1_bag(lunar_chips: Path, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope='module')
 def small_padim(lunar_chips: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Fit a 64 px PaDiM in-process (ImageNet MobileNetV2 if the ONNX is here, else Lite0)."""
-    from vad4space_ros.core.fitting import fit_detector, FitConfig
+    from vad4space_ros.training.fitting import fit_detector, FitConfig
 
     if ONNX_FILE.is_file():
         os.environ.setdefault('VAD4SPACE_MOBILENETV2_ONNX', str(ONNX_FILE))
@@ -69,7 +69,7 @@ def small_padim(lunar_chips: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 def test_replay_detector_evaluator_match_offline_metrics(
         setting1_bag: Path, small_padim: Path, tmp_path: Path) -> None:
-    from vad4space_ros.core.detector import AnomalyDetector
+    from vad4space_ros.models.torch_detector import AnomalyDetector
 
     frames = list(bags.read_benchmark_bag(setting1_bag))
     metrics_file = tmp_path / 'metrics.json'

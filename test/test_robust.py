@@ -6,10 +6,10 @@ import pytest
 from sklearn.metrics import roc_auc_score
 import torch
 
-from vad4space_ros.core.data.synthetic_lunar import render_chip
-from vad4space_ros.core.detector import AnomalyDetector
-from vad4space_ros.core.fitting import fit_detector, FitConfig
-from vad4space_ros.core.robust import (
+from vad4space_ros.data.synthetic_lunar import render_chip
+from vad4space_ros.models.torch_detector import AnomalyDetector
+from vad4space_ros.training.fitting import fit_detector, FitConfig
+from vad4space_ros.training.robust import (
     leave_one_out_scores, robust_z, RobustConfig, rule_scale, select_outliers)
 
 
@@ -125,7 +125,7 @@ def test_robust_patchcore_drops_injected_anomalies_and_recovers_auroc(
 @pytest.mark.slow
 def test_method_screen_scores_each_image_out_of_fold(backbone):
     """``screen='method'``: PaDiM fitted on the other folds ranks the two craters highest."""
-    from vad4space_ros.core.robust import out_of_fold_scores
+    from vad4space_ros.training.robust import out_of_fold_scores
     rng = np.random.default_rng(4)
     images = [render_chip(rng, 'none') for _ in range(16)] + [
         render_chip(rng, 'ejecta') for _ in range(2)]

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from vad4space_ros.core.detector import AnomalyDetector, ArtifactError
-from vad4space_ros.core.fitting import fit_detector, FitConfig
-from vad4space_ros.core.spectral import (
+from vad4space_ros.deploy.spectral import (
     as_bands, bands_to_rgb, fit_spectral_fusion, fuse, FusedDetector, load_model, SpectralConfig,
     SpectralRX)
+from vad4space_ros.models.torch_detector import AnomalyDetector, ArtifactError
+from vad4space_ros.training.fitting import fit_detector, FitConfig
 
 SOIL = np.array([0.075, 0.12, 0.30, 0.31, 0.305, 0.30])
 ROCK = np.array([0.065, 0.095, 0.20, 0.195, 0.19, 0.195])

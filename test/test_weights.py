@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import torch
 
-from vad4space_ros.core import weights
-from vad4space_ros.core.backbones import get_backbone, IMAGENET_MEAN
+from vad4space_ros.models import weights
+from vad4space_ros.models.backbones import get_backbone, IMAGENET_MEAN
 
 ONNX_FILE = Path(__file__).resolve().parents[2] / 'shared/data/mobilenetv2_onnx_int8' \
     / 'mobilenetv2-12-int8.onnx'
@@ -352,7 +352,7 @@ def test_killed_process_leaves_only_staging_debris_that_is_ignored(tmp_path):
     """SIGKILL mid-write: the cache still reads as empty and the next call converts cleanly."""
     script = (
         'import os, safetensors.torch as st\n'
-        'from vad4space_ros.core import weights\n'
+        'from vad4space_ros.models import weights\n'
         'def die(*a, **k):\n'
         '    open(a[1], "wb").write(b"partial"); os.kill(os.getpid(), 9)\n'
         'st.save_file = die\n'

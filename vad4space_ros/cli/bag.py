@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-from vad4space_ros.core import bags
-from vad4space_ros.core.data import load_dataset
-from vad4space_ros.core.data.protocols import make_setting, SETTINGS
+from vad4space_ros.data import bags
+from vad4space_ros.data import load_dataset
+from vad4space_ros.data.protocols import make_setting, SETTINGS
 
 
 def _make(args: argparse.Namespace) -> int:

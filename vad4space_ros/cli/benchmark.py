@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 import warnings
 
-from vad4space_ros.core.catalog import BACKBONE_NAMES, METHOD_NAMES
+from vad4space_ros.catalog import BACKBONE_NAMES, METHOD_NAMES
 
 if TYPE_CHECKING:
-    from vad4space_ros.core.robust import RobustConfig
+    from vad4space_ros.training.robust import RobustConfig
 
 SETTING_NAMES = ('1', '2', '3')
 
@@ -42,7 +42,7 @@ def resolve_root(args: argparse.Namespace) -> Path:
     if (root / 'SYNTHETIC.md').is_file():
         print(f'using the SYNTHETIC {args.dataset} benchmark already generated at {root}')
         return root
-    from vad4space_ros.core.data import synthetic
+    from vad4space_ros.data import synthetic
     print(f'no --root given: generating a SYNTHETIC {args.size} {args.dataset} benchmark '
           f'(seed {args.seed}) at {root}; results on it are not results on the real data')
     synthetic.generate(args.dataset, root, seed=args.seed, size=args.size)
@@ -51,7 +51,7 @@ def resolve_root(args: argparse.Namespace) -> Path:
 
 def robust_config(args: argparse.Namespace) -> RobustConfig | None:
     """Return the robust-fitting options of ``--robust`` and its rule options (None without)."""
-    from vad4space_ros.core.robust import RobustConfig
+    from vad4space_ros.training.robust import RobustConfig
 
     if not args.robust:
         return None
@@ -62,8 +62,8 @@ def robust_config(args: argparse.Namespace) -> RobustConfig | None:
 
 def run_benchmark_command(args: argparse.Namespace) -> int:
     """Run the benchmark, print the tables and list the written files."""
-    from vad4space_ros.core.benchmark import FitOptions, ResourceOptions, run_benchmark
-    from vad4space_ros.core.benchmark.report import print_tables
+    from vad4space_ros.evaluation.report import print_tables
+    from vad4space_ros.evaluation.runner import FitOptions, ResourceOptions, run_benchmark
 
     # Lightning's advice (no val loop, eval-mode modules, litlogger) does not apply here.
     warnings.filterwarnings('ignore', module='lightning')

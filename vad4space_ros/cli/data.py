@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from vad4space_ros.core.data import load_dataset, lroc, synthetic
-from vad4space_ros.core.data.protocols import make_setting, SETTINGS
+from vad4space_ros.data import load_dataset, lroc, synthetic
+from vad4space_ros.data.protocols import make_setting, SETTINGS
 
 DATASETS = ('lroc', 'mastcam')
 
@@ -18,7 +18,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from vad4space_ros.core.data.download import download_dataset
+    from vad4space_ros.data.download import download_dataset
     dataset = download_dataset(args.dataset, args.root, url_base=args.url_base,
                                keep_archives=args.keep_archives)
     print(f'{args.dataset}: {len(dataset.samples)} samples in {dataset.root}')

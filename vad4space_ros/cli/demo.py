@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 import time
 
-from vad4space_ros.core.catalog import METHOD_NAMES
+from vad4space_ros.catalog import METHOD_NAMES
 
 DETECTION_TOPIC = '/vad4space_detector/detection'
 IMAGE_TOPIC = '/camera/image_raw'
@@ -21,7 +21,7 @@ LABEL_TOPIC = '/camera/label'
 
 def choose_backbone() -> str:
     """MobileNetV2 if its offline ImageNet weights are available, else EfficientNet-Lite0."""
-    from vad4space_ros.core.weights import ensure_backbone_weights
+    from vad4space_ros.models.weights import ensure_backbone_weights
     try:
         ensure_backbone_weights('mobilenet_v2', 'imagenet')
         return 'mobilenet_v2'
@@ -75,12 +75,13 @@ def replay_through_ros(bag: Path, model: Path, output: Path, logs: Path,
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run the pipeline and print where everything went."""
-    from vad4space_ros.core import bags, plots
-    from vad4space_ros.core.data import load_dataset, synthetic
-    from vad4space_ros.core.data.protocols import make_setting
-    from vad4space_ros.core.data.samples import load_rgb
-    from vad4space_ros.core.fitting import FitConfig, fit_detector
-    from vad4space_ros.core.metrics import image_metrics
+    from vad4space_ros.data import bags
+    from vad4space_ros.data import load_dataset, synthetic
+    from vad4space_ros.data.protocols import make_setting
+    from vad4space_ros.data.samples import load_rgb
+    from vad4space_ros.evaluation import plots
+    from vad4space_ros.evaluation.metrics import image_metrics
+    from vad4space_ros.training.fitting import FitConfig, fit_detector
 
     out = Path(args.out)
     started = time.perf_counter()

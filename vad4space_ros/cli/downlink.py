@@ -6,9 +6,9 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
-from vad4space_ros.core.downlink.downlink_queue import DownlinkQueue
-from vad4space_ros.core.downlink.policy import DownlinkPolicy
-from vad4space_ros.core.downlink.store import DownlinkStore
+from vad4space_ros.downlink.downlink_queue import DownlinkQueue
+from vad4space_ros.downlink.policy import DownlinkPolicy
+from vad4space_ros.downlink.store import DownlinkStore
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

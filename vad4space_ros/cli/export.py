@@ -10,10 +10,10 @@ import numpy as np
 def run_export(args: argparse.Namespace) -> int:
     """Export, optionally quantise, then compare the exported scores with torch."""
     from vad4space_ros.cli.fit import image_files
-    from vad4space_ros.core.data.samples import load_rgb
-    from vad4space_ros.core.detector import AnomalyDetector
-    from vad4space_ros.core.export import export_onnx, ExportOptions, quantize_int8
-    from vad4space_ros.core.runtime import ExportedDetector
+    from vad4space_ros.data.samples import load_rgb
+    from vad4space_ros.deploy.onnx_detector import ExportedDetector
+    from vad4space_ros.models.export import export_onnx, ExportOptions, quantize_int8
+    from vad4space_ros.models.torch_detector import AnomalyDetector
 
     needs_calibration = args.padim_features is not None or args.int8
     if needs_calibration and not args.calibration_dir:

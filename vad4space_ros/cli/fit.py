@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vad4space_ros.core.catalog import BACKBONE_NAMES, METHOD_NAMES, WEIGHT_SOURCES
-from vad4space_ros.core.data.samples import BANDS_SUFFIX, IMAGE_SUFFIXES, load_rgb
+from vad4space_ros.catalog import BACKBONE_NAMES, METHOD_NAMES, WEIGHT_SOURCES
+from vad4space_ros.data.samples import BANDS_SUFFIX, IMAGE_SUFFIXES, load_rgb
 
 IMAGE_FILES = IMAGE_SUFFIXES + (BANDS_SUFFIX,)
 
@@ -48,7 +48,7 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
 
 def method_options(method: str, profile: str, assignments: list[str]) -> dict[str, Any]:
     """Merge the profile's options for ``method`` with ``KEY=JSON`` assignments."""
-    from vad4space_ros.core.methods import EDGE_OPTIONS
+    from vad4space_ros.models.methods import EDGE_OPTIONS
     options = dict(EDGE_OPTIONS.get(method, {})) if profile == 'edge' else {}
     for assignment in assignments:
         key, separator, text = assignment.partition('=')
@@ -63,8 +63,8 @@ def method_options(method: str, profile: str, assignments: list[str]) -> dict[st
 
 def fit_config(args: argparse.Namespace):
     """Build a FitConfig from parsed options."""
-    from vad4space_ros.core.fitting import FitConfig
-    from vad4space_ros.core.robust import RobustConfig
+    from vad4space_ros.training.fitting import FitConfig
+    from vad4space_ros.training.robust import RobustConfig
     return FitConfig(method=args.method, backbone=args.backbone, weights=args.weights,
                      input_size=(args.input_size, args.input_size), epochs=args.epochs,
                      batch_size=args.batch_size, false_alarm_rate=args.false_alarm_rate,
@@ -76,8 +76,8 @@ def fit_config(args: argparse.Namespace):
 
 def run_fit(args: argparse.Namespace) -> int:
     """Fit on a folder of normal images and write the model file."""
-    from vad4space_ros.core.fitting import fit_detector
-    from vad4space_ros.core.spectral import fit_fused_detector
+    from vad4space_ros.deploy.spectral import fit_fused_detector
+    from vad4space_ros.training.fitting import fit_detector
     train = image_files(args.train_dir)
     calibration = image_files(args.calibration_dir) if args.calibration_dir else None
     print(f'fitting {args.method} on {len(train)} images from {args.train_dir}'
@@ -94,8 +94,8 @@ def run_fit(args: argparse.Namespace) -> int:
 
 def run_score(args: argparse.Namespace) -> int:
     """Print the calibrated score of each image (file or folder)."""
-    from vad4space_ros.core.data.samples import load_bands
-    from vad4space_ros.core.spectral import FusedDetector, load_model
+    from vad4space_ros.data.samples import load_bands
+    from vad4space_ros.deploy.spectral import FusedDetector, load_model
     detector = load_model(args.model)
     load = load_bands if isinstance(detector, FusedDetector) else load_rgb
     files = [f for target in args.images

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from vad4space_ros.core.catalog import BACKBONE_NAMES, CACHE_ENV, ONNX_ENV
+from vad4space_ros.catalog import BACKBONE_NAMES, CACHE_ENV, ONNX_ENV
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def convert_weights(args: argparse.Namespace) -> int:
     """Convert the chosen backbone (always rewrites its cache folder)."""
-    from vad4space_ros.core import weights
+    from vad4space_ros.models import weights
     if args.backbone == 'mobilenet_v2':
         source = weights.mobilenetv2_onnx_source(args.onnx)
         if source is None:
@@ -45,7 +45,7 @@ def convert_weights(args: argparse.Namespace) -> int:
 
 def show_weights(args: argparse.Namespace) -> int:
     """Print one line per converted backbone in the cache."""
-    from vad4space_ros.core import weights
+    from vad4space_ros.models import weights
     root = weights.backbone_cache_path('mobilenet_v2', args.cache_dir).parent
     entries = weights.list_cached_backbones(args.cache_dir)
     print(f'weights cache {root}: {len(entries)} backbone(s)')

@@ -21,7 +21,7 @@ warning; the node keeps going. A model that cannot be loaded at start is a fatal
 code 1).
 
 ``model_path`` may name a plain model, an exported ``.onnx`` file or a 6-band fused model
-(``vad4space fit --spectral-fusion``); :class:`~vad4space_ros.core.frame_scoring.FrameScorer`
+(``vad4space fit --spectral-fusion``); :class:`~vad4space_ros.deploy.frame_scoring.FrameScorer`
 turns frames into what the model needs (fused models take 6-band frames whole).
 """
 from __future__ import annotations
@@ -44,14 +44,14 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from vad4space_ros.core import heatmap
-from vad4space_ros.core.detector import ArtifactError
-from vad4space_ros.core.frame_scoring import FrameScorer, Model
-from vad4space_ros.core.image_encoding import (
+from vad4space_ros.deploy import heatmap
+from vad4space_ros.deploy.frame_scoring import FrameScorer, Model
+from vad4space_ros.deploy.image_encoding import (
     array_to_image, decode_compressed, image_to_array, ImageEncodingError, MULTISPECTRAL_BANDS,
     ScaleOptions)
-from vad4space_ros.core.records import DetectionRecord
-from vad4space_ros.core.spectral import load_model
+from vad4space_ros.deploy.records import DetectionRecord
+from vad4space_ros.deploy.spectral import load_model
+from vad4space_ros.models.torch_detector import ArtifactError
 from vad4space_ros.nodes.detector_parameters import PARAMETERS
 from vad4space_ros.nodes.entry_point import run_node
 from vad4space_ros.nodes.parameters import declare_parameters

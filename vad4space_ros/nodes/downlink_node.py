@@ -2,13 +2,13 @@
 
 Subscriptions (relative names: remap them, e.g. ``-r detection:=/vad4space_detector/detection``)
 - ``detection`` ``diagnostic_msgs/DiagnosticArray``: the detector's per-frame records
-  (:mod:`vad4space_ros.core.records`). Each is committed to the queue database before it counts
+  (:mod:`vad4space_ros.deploy.records`). Each is committed to the queue database before it counts
   as accepted; malformed ones are counted and logged, never fatal.
 - ``image`` and ``heatmap`` ``sensor_msgs/Image`` (optional): when the frame / heatmap of a
   detection is seen, the product and thumbnail sizes are measured from it (``product_format``,
   ``thumbnail_format``); otherwise ``default_product_bytes`` / ``default_thumbnail_bytes``.
 - ``~/pass`` ``std_msgs/UInt64``: one communication pass with a budget of ``data`` bytes. Each
-  message releases the best set that fits (see :mod:`vad4space_ros.core.downlink.selection`).
+  message releases the best set that fits (see :mod:`vad4space_ros.downlink.selection`).
   A topic rather than a service: no standard service type carries an integer argument
   (``std_srvs`` has only Empty/Trigger/SetBool), and the products come back on ``~/downlink``.
 
@@ -29,7 +29,7 @@ Publications
   priority, redundancy, similar_to, bytes, thumbnail_bytes, thumbnail_sent, is_anomaly.
 
 Delivery semantics (accepted / released / sent) are documented in
-:mod:`vad4space_ros.core.downlink.downlink_queue`. All knobs are read-only ROS parameters;
+:mod:`vad4space_ros.downlink.downlink_queue`. All knobs are read-only ROS parameters;
 ``config/downlink.yaml`` holds the defaults.
 """
 from __future__ import annotations
@@ -48,13 +48,13 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header, UInt64
 
-from vad4space_ros.core.downlink.downlink_queue import DownlinkQueue, RankedItem
-from vad4space_ros.core.downlink.policy import DownlinkPolicy
-from vad4space_ros.core.downlink.sizing import (
+from vad4space_ros.deploy.image_encoding import image_to_array, to_rgb8
+from vad4space_ros.deploy.records import RecordError
+from vad4space_ros.downlink.downlink_queue import DownlinkQueue, RankedItem
+from vad4space_ros.downlink.policy import DownlinkPolicy
+from vad4space_ros.downlink.sizing import (
     encoded_size, PRODUCT_FORMATS, THUMBNAIL_FORMATS, thumbnail_size)
-from vad4space_ros.core.downlink.store import Release, SYNCHRONOUS_MODES
-from vad4space_ros.core.image_encoding import image_to_array, to_model_input
-from vad4space_ros.core.records import RecordError
+from vad4space_ros.downlink.store import Release, SYNCHRONOUS_MODES
 from vad4space_ros.nodes.entry_point import run_node
 from vad4space_ros.nodes.parameters import read_only_descriptor
 from vad4space_ros.nodes.ros_conversions import image_msg_to_raw, msg_to_record, stamp_to_ns
@@ -238,7 +238,7 @@ class DownlinkNode(Node):
         settings = self.settings
         try:
             raw = image_msg_to_raw(msg)
-            pixels = to_model_input(image_to_array(raw), raw.encoding)
+            pixels = to_rgb8(image_to_array(raw), raw.encoding)
             product_bytes = None
             if product:
                 product_bytes = (len(msg.data) if settings['product_format'] == 'raw' else

@@ -3,9 +3,9 @@
 Subscriptions (relative names; remap them)
 
 - ``detection`` ``diagnostic_msgs/DiagnosticArray``: the detector's per-frame records
-  (:mod:`vad4space_ros.core.records`), reliable;
+  (:mod:`vad4space_ros.deploy.records`), reliable;
 - ``label`` ``diagnostic_msgs/DiagnosticArray``: ground truth as written in benchmark bags
-  (:mod:`vad4space_ros.core.bags`: status ``vad4space/ground_truth`` with ``label`` 0/1,
+  (:mod:`vad4space_ros.data.bags`: status ``vad4space/ground_truth`` with ``label`` 0/1,
   ``category``, ``source``, ``index``), reliable; transient-local when ``labels_transient_local``
   is set (``vad4space_replay`` offers it, so a late evaluator still gets every label; ``ros2 bag
   play`` offers volatile, which a transient-local subscription would not match);
@@ -20,12 +20,12 @@ replay's ``done``); the replay is done (or failed) and nothing arrived for ``qui
 seconds; a message on ``~/finish``; ``timeout`` seconds after start (if > 0). Unmatched labels
 and detections are counted in the result, never silently dropped.
 
-The metrics (:func:`vad4space_ros.core.metrics.image_metrics` on the records' calibrated scores
-at the records' threshold, plus the confusion counts of the records' own ``is_anomaly``
+The metrics (:func:`~vad4space_ros.evaluation.metrics.image_metrics` on the records' calibrated
+scores at the records' threshold, plus the confusion counts of the records' own ``is_anomaly``
 decisions) are written as JSON to ``output`` atomically (temporary file + rename), summarised in
-the log and published on ``~/result`` (DiagnosticArray, transient-local). With ``exit_on_done``
-the node then exits: code 0 when the metrics were computed and written, 1 otherwise (no matched
-frame, a single class, or an unwritable output; the file then carries ``error``).
+the log and published on ``~/result`` (DiagnosticArray, transient-local). With ``exit_on_done`` the
+node then exits: code 0 when the metrics were computed and written, 1 otherwise (no matched frame,
+a single class, or an unwritable output; the file then carries ``error``).
 """
 from __future__ import annotations
 
@@ -49,9 +49,9 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 import sklearn.metrics  # noqa: F401
 from std_msgs.msg import Empty
 
-from vad4space_ros.core.bags import LABEL_STATUS_NAME
-from vad4space_ros.core.metrics import confusion_at, image_metrics
-from vad4space_ros.core.records import DetectionRecord, RecordError
+from vad4space_ros.data.bags import LABEL_STATUS_NAME
+from vad4space_ros.deploy.records import DetectionRecord, RecordError
+from vad4space_ros.evaluation.metrics import confusion_at, image_metrics
 from vad4space_ros.nodes.entry_point import run_node
 from vad4space_ros.nodes.parameters import (
     declare_parameters, ParameterTable, read_only_descriptor)

@@ -5,11 +5,11 @@ For environments without ``ros2 bag play``, and for lossless evaluation runs. Th
 - a rosbag2 bag (``bag``: sqlite3 or mcap, read with ``rosbags``) holding
   ``sensor_msgs/Image`` on ``bag_image_topic`` and, optionally, ground-truth
   ``diagnostic_msgs/DiagnosticArray`` labels on ``bag_label_topic``
-  (:mod:`vad4space_ros.core.bags`). Messages are published byte for byte as stored, so header
+  (:mod:`vad4space_ros.data.bags`). Messages are published byte for byte as stored, so header
   stamps, frame ids and pixels are exactly those of the bag; other topics are ignored with a
   warning; a bag without the image topic is a fatal error (exit code 1); or
 - a dataset folder (``dataset`` + ``root``): one part (``split``) of protocol ``setting``
-  (:func:`~vad4space_ros.core.data.protocols.make_setting` with ``seed``), encoded exactly as
+  (:func:`~vad4space_ros.data.protocols.make_setting` with ``seed``), encoded exactly as
   ``vad4space bag make`` writes it with its defaults (same pixels, labels and stamps: from
   ``bags.DEFAULT_START_NS`` every 0.1 s, whatever the playback rate).
 
@@ -60,7 +60,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import Image
 
-from vad4space_ros.core import bags
+from vad4space_ros.data import bags
 from vad4space_ros.nodes.entry_point import run_node
 from vad4space_ros.nodes.parameters import (
     declare_parameters, ParameterTable, read_only_descriptor)
@@ -196,8 +196,8 @@ class DatasetSource:
     def __init__(self, dataset: str, root: str, setting: int, seed: int, split: str,
                  frame_id: str, logger: Any) -> None:
         """Load the dataset and build the split; raise ReplayError when that fails."""
-        from vad4space_ros.core.data import load_dataset
-        from vad4space_ros.core.data.protocols import make_setting
+        from vad4space_ros.data import load_dataset
+        from vad4space_ros.data.protocols import make_setting
 
         try:
             split_samples = make_setting(load_dataset(dataset, root), setting, seed=seed)
@@ -216,7 +216,7 @@ class DatasetSource:
 
     def messages(self) -> Iterator[ReplayMessage]:
         """Yield image and label messages per sample; unreadable samples are skipped."""
-        from vad4space_ros.core.data.samples import load_rgb
+        from vad4space_ros.data.samples import load_rgb
 
         frames = 0
         for sample in self._samples:

@@ -1,7 +1,7 @@
 """Conversions between ROS messages and the ROS-free core types.
 
-- ``sensor_msgs/Image`` <-> :class:`~vad4space_ros.core.image_encoding.RawImage`;
-- :class:`~vad4space_ros.core.records.DetectionRecord` <-> ``diagnostic_msgs/DiagnosticArray``
+- ``sensor_msgs/Image`` <-> :class:`~vad4space_ros.deploy.image_encoding.RawImage`;
+- :class:`~vad4space_ros.deploy.records.DetectionRecord` <-> ``diagnostic_msgs/DiagnosticArray``
   (the ``~/detection`` wire form: one status named ``vad4space/detection``, level OK = normal,
   WARN = anomaly, hardware_id = model id, message ``anomaly``/``normal``, values = the record's
   key/value pairs);
@@ -15,8 +15,8 @@ from geometry_msgs.msg import PointStamped
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from vad4space_ros.core.image_encoding import RawImage
-from vad4space_ros.core.records import DetectionRecord, RECORD_NAME, RecordError
+from vad4space_ros.deploy.image_encoding import RawImage
+from vad4space_ros.deploy.records import DetectionRecord, RECORD_NAME, RecordError
 
 
 def image_msg_to_raw(msg: Image) -> RawImage:

@@ -1,0 +1,236 @@
+"""SYNTHETIC Mastcam-like tiles (64x64x6, DN 0..255, bands R1..R6 = 447..1013 nm).
+
+Surfaces are mixtures of reflectance spectra (rough shapes of Gale crater materials, not
+measured spectra) shaded by a fractal relief, scaled to 8-bit DN with per-tile exposure and
+sensor noise, rounded to integers like the real tiles.
+
+* ``typical``: dusty soil, sand and pebbles or a rocky surface with loose rocks and shadows.
+* Novel classes (folder names of the real archive) differ in morphology and/or spectrum:
+  ``veins`` bright thin lines (Ca-sulfate-like: bright, NIR drop), ``meteorite`` a smooth dark
+  boulder with specular glint and a NIR reflectance rising with wavelength (iron-like),
+  ``drill-hole`` a dark hole with grey tailings, ``drt`` a brushed (dust-free, striated) disc,
+  ``dump-pile`` a smooth mound of grey powder, ``broken-rock`` faceted fresh rock with cracks,
+  ``float`` a lone rock of another lithology (pyroxene-like 908-937 nm dip) with a cast
+  shadow, ``bedrock`` a laminated outcrop.
+* Subtle anomalies: ``SUBTLE_FRACTION`` of the ``veins`` and ``meteorite`` tiles differ only
+  in 908/937/1013 nm: a subtle vein leaves the RGB-view bands (447/527/805 nm) untouched and
+  lowers the NIR bands along its lines; a subtle meteorite is a rock-coloured boulder of
+  ordinary size with the meteorite's rising NIR slope. Only a 6-band method can see them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+from vad4space_ros.data.synthetic import fractal_noise
+
+SIZE = 64
+SPECTRA = {  # reflectance at 447, 527, 805, 908, 937, 1013 nm
+    'soil': (0.075, 0.12, 0.30, 0.31, 0.305, 0.30),
+    'dust': (0.09, 0.15, 0.36, 0.37, 0.365, 0.36),
+    'sand': (0.055, 0.075, 0.16, 0.15, 0.145, 0.15),
+    'rock': (0.065, 0.095, 0.20, 0.195, 0.19, 0.195),
+    'vein': (0.30, 0.38, 0.52, 0.50, 0.44, 0.40),
+    'meteorite': (0.08, 0.09, 0.14, 0.17, 0.19, 0.22),
+    'tailings': (0.11, 0.14, 0.21, 0.21, 0.205, 0.20),
+    'fresh_rock': (0.09, 0.11, 0.17, 0.16, 0.15, 0.16),
+    'float': (0.06, 0.085, 0.15, 0.12, 0.115, 0.13),
+    'mudstone': (0.10, 0.15, 0.28, 0.27, 0.26, 0.27),
+    'mudstone_light': (0.16, 0.22, 0.34, 0.33, 0.32, 0.325),
+}
+SUBTLE_FRACTION = {'veins': 0.4, 'meteorite': 0.5}
+VISIBLE = slice(0, 3)
+NIR = slice(3, 6)
+_Y, _X = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
+
+
+def _spectrum(rng: np.random.Generator, name: str, jitter: float = 0.03) -> np.ndarray:
+    return np.asarray(SPECTRA[name]) * (1.0 + rng.normal(0.0, jitter, 6))
+
+
+def _paint(cube: np.ndarray, weight: np.ndarray, spectrum: np.ndarray) -> None:
+    """Blend ``spectrum`` into ``cube`` with per-pixel ``weight`` in [0, 1]."""
+    w = np.clip(weight, 0.0, 1.0)[..., None]
+    cube *= 1.0 - w
+    cube += w * spectrum
+
+
+def _blob(rng: np.random.Generator, cy: float, cx: float, radius: float,
+          roughness: float = 0.25) -> np.ndarray:
+    """Return a soft-edged irregular blob mask centred at (cy, cx)."""
+    angle = np.arctan2(_Y - cy, _X - cx)
+    wobble = sum(rng.normal(0, roughness / k) * np.cos(k * angle + rng.uniform(0, 6.3))
+                 for k in range(2, 6))
+    rr = np.hypot(_Y - cy, _X - cx) / (radius * (1.0 + wobble))
+    return np.clip((1.0 - rr) * radius, 0.0, 1.0)
+
+
+def _typical(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Return a typical surface (reflectance cube) and its relief (height field)."""
+    height = fractal_noise(rng, SIZE, rng.uniform(2.2, 3.0)) * rng.uniform(0.6, 1.6)
+    cube = np.broadcast_to(_spectrum(rng, 'soil'), (SIZE, SIZE, 6)).copy()
+    _paint(cube, 0.5 + 0.6 * fractal_noise(rng, SIZE, 2.5), _spectrum(rng, 'dust'))
+    _paint(cube, fractal_noise(rng, SIZE, 3.0) - rng.uniform(0.3, 1.5), _spectrum(rng, 'sand'))
+    rocky = rng.random() < 0.4
+    for _ in range(rng.integers(8, 30) if rocky else rng.integers(2, 12)):
+        cy, cx = rng.uniform(0, SIZE, 2)
+        radius = rng.uniform(1.0, 9.0 if rocky else 4.0)
+        mask = _blob(rng, cy, cx, radius)
+        _paint(cube, mask, _spectrum(rng, 'rock', 0.05))
+        height += mask * radius * rng.uniform(0.3, 0.7)
+    return cube, height
+
+
+def _shade(rng: np.random.Generator, cube: np.ndarray, height: np.ndarray) -> np.ndarray:
+    azimuth = rng.uniform(-np.pi, np.pi)
+    elevation = np.radians(rng.uniform(25.0, 70.0))
+    grad_y, grad_x = np.gradient(height)
+    norm = np.sqrt(grad_x ** 2 + grad_y ** 2 + 1.0)
+    sun = np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth),
+                    np.sin(elevation)])
+    light = np.clip((-grad_x * sun[0] - grad_y * sun[1] + sun[2]) / norm, 0.0, None)
+    return cube * (0.25 + 0.75 * light / sun[2])[..., None]
+
+
+def _line_mask(rng: np.random.Generator, width: float) -> np.ndarray:
+    angle = rng.uniform(0, np.pi)
+    offset = rng.uniform(-20, 20)
+    bend = rng.uniform(-0.01, 0.01)
+    along = (_X - 32) * np.cos(angle) + (_Y - 32) * np.sin(angle)
+    across = -(_X - 32) * np.sin(angle) + (_Y - 32) * np.cos(angle) - offset - bend * along ** 2
+    return np.clip(width / 2 + 0.5 - np.abs(across), 0.0, 1.0)
+
+
+def _match_visible(feature: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Return ``background`` in the visible bands with ``feature``'s NIR/805 nm ratios."""
+    result = background.copy()
+    result[NIR] = feature[NIR] / feature[2] * background[2]
+    return result
+
+
+def _veins(rng, cube, height, subtle):
+    spectrum = _spectrum(rng, 'vein')
+    mask = np.clip(sum(_line_mask(rng, rng.uniform(1.0, 3.0))
+                       for _ in range(rng.integers(1, 4))), 0, 1)
+    if subtle:  # keep the visible bands, give the NIR bands the vein's NIR/805 nm shape
+        soil = np.asarray(SPECTRA['soil'])
+        gain = (spectrum[NIR] / spectrum[2]) / (soil[NIR] / soil[2])
+        cube[..., NIR] *= 1.0 + mask[..., None] * (gain - 1.0)
+        return
+    _paint(cube, mask, spectrum)
+    height += 0.4 * mask
+
+
+def _meteorite(rng, cube, height, subtle):
+    cy, cx = rng.uniform(20, 44, 2)
+    radius = rng.uniform(6.0, 10.0) if subtle else rng.uniform(10.0, 18.0)
+    mask = _blob(rng, cy, cx, radius, roughness=0.08)
+    spectrum = _spectrum(rng, 'meteorite', 0.02)
+    if subtle:
+        spectrum = _match_visible(spectrum, _spectrum(rng, 'rock', 0.02))
+    _paint(cube, mask, spectrum)
+    dome = np.sqrt(np.clip(1.0 - (np.hypot(_Y - cy, _X - cx) / radius) ** 2, 0, None))
+    height += dome * radius * 0.8
+    if not subtle:
+        glint = np.exp(-((_Y - cy + radius / 3) ** 2 + (_X - cx - radius / 3) ** 2) / 4.0)
+        cube += (glint * mask)[..., None] * 0.15
+
+
+def _drill_hole(rng, cube, height, subtle):
+    cy, cx = rng.uniform(22, 42, 2)
+    radius = rng.uniform(2.5, 4.5)
+    dist = np.hypot(_Y - cy, _X - cx)
+    tailings = np.clip((rng.uniform(2.5, 4.0) * radius - dist) / 2.0, 0, 1) * (
+        0.6 + 0.4 * fractal_noise(rng, SIZE, 1.5).clip(-1, 1))
+    _paint(cube, tailings, _spectrum(rng, 'tailings'))
+    _paint(cube, np.clip(radius + 0.5 - dist, 0, 1), np.full(6, 0.015))
+    height -= np.clip(radius - dist, 0, None) * 1.5
+
+
+def _drt(rng, cube, height, subtle):
+    cy, cx = rng.uniform(24, 40, 2)
+    radius = rng.uniform(11.0, 18.0)
+    dist = np.hypot(_Y - cy, _X - cx)
+    disc = np.clip(radius + 0.5 - dist, 0, 1)
+    brushed = _spectrum(rng, 'rock') * 1.05
+    _paint(cube, disc, brushed)
+    striae = 1.0 + 0.08 * np.sin(dist * rng.uniform(1.2, 2.0) + rng.uniform(0, 6.3))
+    cube *= np.where(disc[..., None] > 0, striae[..., None], 1.0)
+    height *= 1.0 - 0.7 * disc
+
+
+def _dump_pile(rng, cube, height, subtle):
+    cy, cx = rng.uniform(22, 42, 2)
+    radius = rng.uniform(8.0, 15.0)
+    dist = np.hypot(_Y - cy, _X - cx) / radius
+    cone = np.clip(1.0 - dist, 0, None)
+    _paint(cube, np.clip(cone * 4, 0, 1), _spectrum(rng, 'tailings', 0.02))
+    height[:] = gaussian_filter(height, 1.0) * (1 - np.clip(cone * 4, 0, 1)) + cone * radius * 0.6
+
+
+def _broken_rock(rng, cube, height, subtle):
+    cy, cx = rng.uniform(22, 42, 2)
+    mask = _blob(rng, cy, cx, rng.uniform(12.0, 20.0), roughness=0.3)
+    seeds = rng.uniform(0, SIZE, (rng.integers(5, 10), 2))
+    distances = np.stack([np.hypot(_Y - sy, _X - sx) for sy, sx in seeds])
+    order = np.sort(distances, axis=0)
+    facet = np.argmin(distances, axis=0)
+    tilt = rng.normal(0, 0.8, (len(seeds), 2))
+    _paint(cube, mask, _spectrum(rng, 'fresh_rock'))
+    height += mask * (8.0 + tilt[facet, 0] * (_Y - cy) / 4 + tilt[facet, 1] * (_X - cx) / 4)
+    cracks = np.clip(1.5 - (order[1] - order[0]), 0, 1) * mask
+    _paint(cube, cracks, np.full(6, 0.03))
+
+
+def _float_rock(rng, cube, height, subtle):
+    cy, cx = rng.uniform(20, 44, 2)
+    radius = rng.uniform(6.0, 13.0)
+    mask = _blob(rng, cy, cx, radius, roughness=0.35)
+    shift = rng.uniform(0.3, 0.6) * radius
+    direction = rng.uniform(-np.pi, np.pi)
+    shadow = np.roll(mask, (int(shift * np.sin(direction)), int(shift * np.cos(direction))),
+                     axis=(0, 1))
+    cube *= (1.0 - 0.6 * np.clip(shadow - mask, 0, 1))[..., None]
+    _paint(cube, mask, _spectrum(rng, 'float'))
+    height += mask * radius * 0.6
+
+
+def _bedrock(rng, cube, height, subtle):
+    angle = rng.uniform(0, np.pi)
+    across = -(_X - 32) * np.sin(angle) + (_Y - 32) * np.cos(angle)
+    layers = 0.5 + 0.5 * np.sin(across * rng.uniform(0.6, 1.6) + 2.0 * fractal_noise(
+        rng, SIZE, 3.0))
+    cover = np.clip(1.3 + 0.8 * fractal_noise(rng, SIZE, 3.0), 0, 1)
+    _paint(cube, cover * layers, _spectrum(rng, 'mudstone_light'))
+    _paint(cube, cover * (1 - layers), _spectrum(rng, 'mudstone'))
+    height += cover * np.floor(across / rng.uniform(4.0, 8.0)) * 0.6
+
+
+NOVELTIES: dict[str, Callable] = {
+    'veins': _veins, 'meteorite': _meteorite, 'drill-hole': _drill_hole, 'drt': _drt,
+    'dump-pile': _dump_pile, 'broken-rock': _broken_rock, 'float': _float_rock,
+    'bedrock': _bedrock,
+}
+
+
+def render_tile(rng: np.random.Generator, category: str) -> np.ndarray:
+    """Render one tile of ``category`` (``typical`` or a novel class) as 64x64x6 DN values."""
+    cube, height = _typical(rng)
+    if category != 'typical':
+        if category not in NOVELTIES:
+            raise ValueError(f'unknown Mastcam category {category!r}')
+        subtle = rng.random() < SUBTLE_FRACTION.get(category, 0.0)
+        NOVELTIES[category](rng, cube, height, subtle)
+    radiance = _shade(rng, cube, height)
+    dn = radiance * rng.uniform(450.0, 650.0) + rng.normal(0.0, 1.2, radiance.shape)
+    return np.clip(np.rint(dn), 0, 255)
+
+
+def save_tile_as(dtype: np.dtype) -> Callable[[np.ndarray, Path], None]:
+    """Return a writer that saves tiles as ``.npy`` of ``dtype``."""
+    def save(tile: np.ndarray, path: Path) -> None:
+        np.save(path, tile.astype(dtype), allow_pickle=False)
+    return save

@@ -1,0 +1,115 @@
+"""Score decoded camera frames with any model file: plain, exported ``.onnx`` or 6-band fused.
+
+The detector node decodes a frame (:mod:`.image_encoding`) and hands the pixels to a
+:class:`FrameScorer`, which knows what the loaded model needs:
+
+- **plain or exported model** (:class:`~.detector.AnomalyDetector`): the frame becomes HxW or
+  HxWx3 uint8 RGB by :func:`.image_encoding.to_rgb8` (6-band frames: the bands named
+  by ``ScaleOptions.rgb_bands``);
+- **fused model** (:class:`~.spectral.FusedDetector`, ``vad4space fit --spectral-fusion``): the
+  frame must have 6 bands (``8UC6``/``16UC6``/``32FC6``). It goes whole, as a band cube in
+  ``[0, 1]`` (:func:`band_cube`), to the fused detector, whose RGB view uses the band choice
+  stored in the model (``spectral.config.rgb_bands``), not ``ScaleOptions.rgb_bands``.
+  With ``spectral_fusion=False`` only the model's RGB branch scores that same view (spectral
+  branch skipped). A frame with fewer bands raises :class:`~.image_encoding.ImageEncodingError`:
+  an RGB camera frame is not the band composite the RGB branch was fitted on, so there is no
+  faithful fallback.
+
+The published score and map are those of :attr:`FrameScorer.detector`: the fused ones, or the
+RGB branch's (its own model id, without ``+rx``) when fusion is switched off.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vad4space_ros.deploy.calibration import CALIBRATED_THRESHOLD
+from vad4space_ros.deploy.heatmap import map_range_from_calibration
+from vad4space_ros.deploy.image_encoding import (
+    ENCODINGS, ImageEncodingError, MULTISPECTRAL_BANDS, ScaleOptions, to_rgb8)
+from vad4space_ros.deploy.spectral import bands_to_rgb, FusedDetector
+from vad4space_ros.models.torch_detector import AnomalyDetector, Prediction
+
+Model = AnomalyDetector | FusedDetector
+
+
+def band_cube(pixels: np.ndarray, encoding: str, options: ScaleOptions) -> np.ndarray:
+    """Return a decoded 6-band frame as HxWx6 float32 in ``[0, 1]``.
+
+    uint8 is divided by 255 (as :func:`.spectral.as_bands` does, so results match offline
+    scoring of the same DN), uint16 by ``sixteen_bit_max``, float by ``float_max``; clipped.
+    """
+    channels = ENCODINGS[encoding][1] if encoding in ENCODINGS else None
+    if channels != MULTISPECTRAL_BANDS or pixels.ndim != 3:
+        raise ImageEncodingError(f'expected a {MULTISPECTRAL_BANDS}-band frame, got {encoding}')
+    if pixels.dtype == np.uint8:
+        scale = 255.0
+    elif pixels.dtype == np.uint16:
+        scale = float(options.sixteen_bit_max)
+    else:
+        scale = float(options.float_max)
+    return np.clip(pixels.astype(np.float32) / np.float32(scale), 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class ScoredFrame:
+    """One frame's prediction and the uint8 image (grey or RGB) to draw the heatmap over."""
+
+    prediction: Prediction
+    display: np.ndarray
+
+
+@dataclass(frozen=True)
+class FrameScorer:
+    """A loaded model file with the options that turn decoded frames into its input."""
+
+    model: Model
+    spectral_fusion: bool = True
+    scale: ScaleOptions = field(default_factory=ScaleOptions)
+
+    @property
+    def is_fused_model(self) -> bool:
+        """Whether the model file holds a spectral branch (needs 6-band frames)."""
+        return isinstance(self.model, FusedDetector)
+
+    @property
+    def fusing(self) -> bool:
+        """Whether published scores fuse the spectral branch with the RGB one."""
+        return self.is_fused_model and self.spectral_fusion
+
+    @property
+    def detector(self) -> Model:
+        """The detector whose scores are published (a fused model's RGB branch if not fusing)."""
+        if isinstance(self.model, FusedDetector) and not self.spectral_fusion:
+            return self.model.rgb
+        return self.model
+
+    def score(self, pixels: np.ndarray, encoding: str,
+              threshold: float = CALIBRATED_THRESHOLD) -> ScoredFrame:
+        """Score decoded pixels of ``encoding``; raise ImageEncodingError for unusable frames."""
+        model = self.model
+        if not isinstance(model, FusedDetector):
+            image = to_rgb8(pixels, encoding, self.scale)
+            return ScoredFrame(model.predict(image, threshold), image)
+        if ENCODINGS.get(encoding, (None, 0))[1] != MULTISPECTRAL_BANDS:
+            raise ImageEncodingError(
+                f'model {model.model_id} is a 6-band fused model (vad4space fit '
+                f'--spectral-fusion) and needs 8UC6/16UC6/32FC6 frames; got {encoding} '
+                f'({pixels.shape[2] if pixels.ndim == 3 else 1} band(s))')
+        cube = band_cube(pixels, encoding, self.scale)
+        rgb_view = bands_to_rgb(cube, model.config.rgb_bands)
+        if self.spectral_fusion:
+            return ScoredFrame(model.predict(cube, threshold), rgb_view)
+        return ScoredFrame(model.rgb.predict(rgb_view, threshold), rgb_view)
+
+    def map_range(self) -> tuple[float, float]:
+        """Return the heatmap range: typical normal blue, threshold green (see :mod:`.heatmap`).
+
+        A fused map is already on the calibrated scale (0 = typical, 0.5 = threshold); a plain
+        map is raw, placed by the model's calibration.
+        """
+        if self.fusing:
+            return map_range_from_calibration(CALIBRATED_THRESHOLD, 0.0)
+        calibration = self.detector.calibration
+        return map_range_from_calibration(calibration.threshold, calibration.center)

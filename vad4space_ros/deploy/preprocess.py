@@ -1,0 +1,63 @@
+"""Image preparation shared by fitting and inference: RGB uint8 in, normalised arrays out.
+
+NumPy and Pillow only. Resizing an image to the model input uses Pillow's bilinear filter on
+float32 planes, which is antialiased when shrinking (a triangle filter over the source pixels,
+the filter torch's ``interpolate(..., antialias=True)`` reproduces). Anomaly maps are brought
+to the image size with OpenCV's bilinear interpolation (pixel centres aligned, like torch's
+``align_corners=False``).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+from PIL import Image
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """Return an HxWx3 uint8 view of a mono/RGB image; raise ValueError for anything else."""
+    array = np.asarray(image)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f'expected an HxW or HxWx3 image, got shape {array.shape}')
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError('image is empty')
+    if array.dtype != np.uint8:
+        raise ValueError(f'expected uint8 pixels, got {array.dtype}')
+    return array
+
+
+def resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize one float32 HxW plane to ``size`` (height, width) with antialiased bilinear."""
+    height, width = size
+    resized = Image.fromarray(np.ascontiguousarray(plane, np.float32), mode='F').resize(
+        (width, height), Image.Resampling.BILINEAR)
+    return np.asarray(resized, np.float32)
+
+
+def to_model_input(images: Sequence[np.ndarray], input_size: tuple[int, int],
+                   mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """Stack RGB uint8 images into a resized, mean/std-normalised Bx3xHxW float32 array."""
+    size = tuple(input_size)
+    batch = np.empty((len(images), 3, *size), np.float32)
+    for index, image in enumerate(images):
+        planes = as_rgb(image).transpose(2, 0, 1).astype(np.float32)
+        planes /= np.float32(255.0)
+        if planes.shape[1:] != size:
+            planes = np.stack([resize_plane(plane, size) for plane in planes])
+        batch[index] = planes
+    batch -= np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
+    batch /= np.asarray(std, np.float32).reshape(1, 3, 1, 1)
+    return batch
+
+
+def resize_map(anomaly_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bring an HxW float map to ``size`` (height, width) with bilinear interpolation."""
+    values = np.asarray(anomaly_map, np.float32)
+    if values.shape == tuple(size):
+        return values
+    return cv2.resize(values, (int(size[1]), int(size[0])), interpolation=cv2.INTER_LINEAR)

@@ -1,0 +1,343 @@
+"""6-band spectral branch (RX detector) fused with an RGB VAD model, in one artifact.
+
+Pretrained backbones see only a 3-band view of Mastcam's six filters, so a novelty that differs
+only at 908-1013 nm is invisible to them. The spectral branch models the spectra of normal
+pixels and flags pixels whose spectrum is unlikely under that model (Reed-Xiaoli / RX):
+
+- **Pixel features** (``F = 6``), from bands ``b`` in ``[0, 1]``: ``l = log(b + 2/255)``;
+  the spectral *shape* ``l_i - mean(l)`` for bands 1..5 (log-chromaticity; shading and exposure
+  multiply all bands alike, so they cancel; band 6 is implied) and the relative *brightness*
+  ``mean(l) - (tile mean of mean(l))``.
+- **RX map**: squared Mahalanobis distance of each pixel's features to the mean and covariance
+  of the normal training pixels (ridge ``ridge * trace/F`` added for stability), smoothed with a
+  Gaussian of ``smoothing`` px (noise suppression; thin veins survive sigma = 1).
+- **Image score**: the ``quantile`` (default 0.99) of the map, i.e. robust to a few noisy
+  pixels but triggered by any feature covering ~1% of the tile.
+
+Fusion rule (documented, scale-free): each branch is calibrated on the same held-out normal
+images as :mod:`.calibration` does for the RGB model (median -> 0, 95% quantile -> 0.5); the
+fused raw score is ``max`` (default) or ``mean`` of the two calibrated scores, and a final
+calibration of that fused score on the held-out normals restores the contract "0.5 = threshold
+at the target false-alarm rate". Maps: the RGB map (model resolution, resized to the image) and
+the spectral map (tile resolution) are each put on their branch's calibrated scale, combined with
+the same rule and mapped through the final calibration.
+
+Artifact: the RGB model's safetensors file plus tensors ``spectral.mean`` and
+``spectral.inverse_covariance``; the JSON metadata gains a ``spectral`` section (config, both
+calibrations, rule, which bands form the RGB view). :func:`load_model` returns an
+:class:`~.detector.AnomalyDetector` (also for an exported ``.onnx`` file) or a
+:class:`FusedDetector` as the file requires.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+import json
+from pathlib import Path
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from safetensors import safe_open, SafetensorError
+from safetensors.torch import save_file
+from scipy.ndimage import gaussian_filter
+import torch
+from torch.nn import functional as F
+
+from vad4space_ros.deploy.calibration import CALIBRATED_THRESHOLD, Calibration
+from vad4space_ros.models.torch_detector import (
+    AnomalyDetector, ArtifactError, detached_state, METADATA_KEY, parse_metadata, Prediction)
+
+SPECTRAL_PREFIX = 'spectral.'
+FUSION_RULES = ('max', 'mean')
+LOG_OFFSET = 2.0 / 255.0
+MASTCAM_RGB_BANDS = (2, 1, 0)
+
+
+@dataclass(frozen=True)
+class SpectralConfig:
+    """Options of the spectral branch and the fusion rule."""
+
+    smoothing: float = 1.0
+    quantile: float = 0.99
+    ridge: float = 1e-4
+    max_pixels: int = 400_000
+    fusion: str = 'max'
+    rgb_bands: tuple[int, int, int] = MASTCAM_RGB_BANDS
+
+    def __post_init__(self) -> None:
+        """Validate the options."""
+        if self.fusion not in FUSION_RULES:
+            raise ValueError(f'unknown fusion rule {self.fusion!r}: expected {FUSION_RULES}')
+        if not 0.0 < self.quantile <= 1.0:
+            raise ValueError('quantile must lie in (0, 1]')
+
+
+def as_bands(cube: np.ndarray) -> np.ndarray:
+    """Return an HxWxC multiband image as float32 in [0, 1] (uint8 DN are divided by 255)."""
+    array = np.asarray(cube)
+    if array.ndim != 3 or array.shape[2] < 2 or 0 in array.shape:
+        raise ValueError(f'expected an HxWxC multiband image, got shape {array.shape}')
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f'expected uint8 or float bands, got {array.dtype}')
+    if not np.isfinite(array).all():
+        raise ValueError('bands contain NaN or infinity')
+    return np.clip(array, 0.0, 1.0).astype(np.float32)
+
+
+def bands_to_rgb(cube: np.ndarray, rgb_bands: Sequence[int] = MASTCAM_RGB_BANDS) -> np.ndarray:
+    """Return the uint8 RGB view of a [0, 1] band cube (Mastcam: 805/527/447 nm)."""
+    return np.rint(as_bands(cube)[..., list(rgb_bands)] * 255.0).astype(np.uint8)
+
+
+def pixel_features(cube: np.ndarray) -> np.ndarray:
+    """Return HxWx6 features: 5 log-chromaticity values and the relative log brightness."""
+    logs = np.log(as_bands(cube).astype(np.float64) + LOG_OFFSET)
+    brightness = logs.mean(axis=2, keepdims=True)
+    shape = logs - brightness
+    return np.concatenate([shape[..., :-1], brightness - brightness.mean()], axis=2)
+
+
+class SpectralRX:
+    """Global RX detector on :func:`pixel_features` of normal training pixels."""
+
+    def __init__(self, mean: np.ndarray, inverse_covariance: np.ndarray,
+                 config: SpectralConfig) -> None:
+        self.mean = np.asarray(mean, dtype=np.float64)
+        self.inverse_covariance = np.asarray(inverse_covariance, dtype=np.float64)
+        self.config = config
+
+    @classmethod
+    def fit(cls, cubes: Sequence[np.ndarray], config: SpectralConfig = SpectralConfig(),
+            seed: int = 0) -> 'SpectralRX':
+        """Estimate the normal pixels' mean and covariance (a random pixel subset if many)."""
+        if not cubes:
+            raise ValueError('the spectral branch needs training images')
+        features = np.concatenate([pixel_features(c).reshape(-1, 6) for c in cubes])
+        if len(features) > config.max_pixels:
+            rng = np.random.default_rng(seed)
+            features = features[rng.choice(len(features), config.max_pixels, replace=False)]
+        mean = features.mean(axis=0)
+        covariance = np.cov(features, rowvar=False)
+        covariance += np.eye(6) * config.ridge * np.trace(covariance) / 6.0
+        return cls(mean, np.linalg.inv(covariance), config)
+
+    def anomaly_map(self, cube: np.ndarray) -> np.ndarray:
+        """Return the smoothed squared Mahalanobis distance of each pixel (HxW float32)."""
+        centred = pixel_features(cube) - self.mean
+        distances = np.einsum('hwi,ij,hwj->hw', centred, self.inverse_covariance, centred)
+        if self.config.smoothing > 0:
+            distances = gaussian_filter(distances, self.config.smoothing, mode='nearest')
+        return distances.astype(np.float32)
+
+    def score_map(self, anomaly_map: np.ndarray) -> float:
+        """Return the image score of a map: its configured quantile."""
+        return float(np.quantile(anomaly_map, self.config.quantile))
+
+    def score(self, cube: np.ndarray) -> float:
+        """Return the image score of one band cube."""
+        return self.score_map(self.anomaly_map(cube))
+
+    def scores(self, cubes: Sequence[np.ndarray]) -> np.ndarray:
+        """Return the image scores of many cubes."""
+        return np.array([self.score(c) for c in cubes], dtype=np.float64)
+
+    def to_tensors(self) -> dict[str, torch.Tensor]:
+        """Return the statistics as ``spectral.*`` tensors for the artifact."""
+        return {SPECTRAL_PREFIX + 'mean': torch.from_numpy(self.mean.copy()),
+                SPECTRAL_PREFIX + 'inverse_covariance':
+                    torch.from_numpy(self.inverse_covariance.copy())}
+
+
+def fuse(rgb_calibrated: np.ndarray | float, spectral_calibrated: np.ndarray | float,
+         rule: str) -> np.ndarray:
+    """Combine two calibrated scores (or maps) by ``max`` or ``mean``."""
+    if rule == 'max':
+        return np.maximum(rgb_calibrated, spectral_calibrated)
+    if rule == 'mean':
+        return 0.5 * (np.asarray(rgb_calibrated) + np.asarray(spectral_calibrated))
+    raise ValueError(f'unknown fusion rule {rule!r}: expected {FUSION_RULES}')
+
+
+class FusedDetector:
+    """An RGB :class:`AnomalyDetector` plus the spectral RX branch, fused per the rule."""
+
+    def __init__(self, rgb: AnomalyDetector, spectral: SpectralRX,
+                 spectral_calibration: Calibration, fusion_calibration: Calibration) -> None:
+        self.rgb = rgb
+        self.spectral = spectral
+        self.spectral_calibration = spectral_calibration
+        self.fusion_calibration = fusion_calibration
+
+    @property
+    def config(self) -> SpectralConfig:
+        """The spectral branch and fusion options."""
+        return self.spectral.config
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The RGB model's metadata with the ``spectral`` section."""
+        return {**self.rgb.metadata, 'model_id': self.model_id, 'spectral': {
+            'config': {**asdict(self.config), 'rgb_bands': list(self.config.rgb_bands)},
+            'calibration': self.spectral_calibration.to_dict(),
+            'fusion_calibration': self.fusion_calibration.to_dict(),
+            'features': 'log-chromaticity(5)+relative-log-brightness(1)'}}
+
+    @property
+    def model_id(self) -> str:
+        """The RGB model id with a ``+rx`` suffix."""
+        return self.rgb.model_id + '+rx'
+
+    @property
+    def method(self) -> str:
+        """Name of the RGB branch's VAD method."""
+        return self.rgb.method
+
+    @property
+    def backbone(self) -> str:
+        """Name of the RGB branch's backbone."""
+        return self.rgb.backbone
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """The RGB branch's model input (height, width)."""
+        return self.rgb.input_size
+
+    def branch_scores(self, cubes: Sequence[np.ndarray],
+                      batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+        """Return (RGB, spectral) scores, each on its own calibrated scale."""
+        rgb_raw = self.rgb.raw_scores([bands_to_rgb(c, self.config.rgb_bands) for c in cubes],
+                                      batch_size)
+        return (np.asarray(self.rgb.calibration.normalise(rgb_raw)),
+                np.asarray(self.spectral_calibration.normalise(self.spectral.scores(cubes))))
+
+    def scores(self, cubes: Sequence[np.ndarray], batch_size: int = 16) -> np.ndarray:
+        """Fuse both branches' calibrated scores of many band cubes (0.5 = threshold)."""
+        rgb, spectral = self.branch_scores(cubes, batch_size)
+        return np.asarray(self.fusion_calibration.normalise(fuse(rgb, spectral,
+                                                                 self.config.fusion)))
+
+    def predict(self, cube: np.ndarray,
+                threshold: float = CALIBRATED_THRESHOLD) -> Prediction:
+        """Score one HxWx6 band cube; the map fuses both branches at the cube's resolution."""
+        bands = as_bands(cube)
+        start = time.perf_counter()
+        rgb_image = bands_to_rgb(bands, self.config.rgb_bands)
+        raw, maps, embeddings = self.rgb.infer([rgb_image])
+        rgb_map = F.interpolate(torch.from_numpy(maps[:1, None]), size=bands.shape[:2],
+                                mode='bilinear', align_corners=False)[0, 0].numpy()
+        spectral_map = self.spectral.anomaly_map(bands)
+        rgb_score = self.rgb.calibration.normalise(float(raw[0]))
+        spectral_score = self.spectral_calibration.normalise(
+            self.spectral.score_map(spectral_map))
+        fused = float(fuse(rgb_score, spectral_score, self.config.fusion))
+        score = float(self.fusion_calibration.normalise(fused))
+        fused_map = self.fusion_calibration.normalise(fuse(
+            self.rgb.calibration.normalise(rgb_map),
+            self.spectral_calibration.normalise(spectral_map), self.config.fusion))
+        latency_ms = (time.perf_counter() - start) * 1000.0
+        return Prediction(score=score, raw_score=fused,
+                          is_anomaly=score >= threshold,
+                          anomaly_map=np.asarray(fused_map, dtype=np.float32),
+                          embedding=embeddings[0], latency_ms=latency_ms)
+
+    def save(self, path: str | Path) -> Path:
+        """Write one safetensors file: RGB model tensors + ``spectral.*`` tensors."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {**detached_state(self.rgb.model), **self.spectral.to_tensors()}
+        temporary = path.with_name(path.name + '.partial')
+        save_file(tensors, str(temporary), metadata={METADATA_KEY: json.dumps(self.metadata)})
+        temporary.replace(path)
+        return path
+
+    @classmethod
+    def from_artifact(cls, path: Path, metadata: dict[str, Any],
+                      state: dict[str, torch.Tensor]) -> 'FusedDetector':
+        """Rebuild from a parsed artifact (metadata with a ``spectral`` section)."""
+        section = metadata['spectral']
+        try:
+            options = dict(section['config'])
+            options['rgb_bands'] = tuple(options['rgb_bands'])
+            spectral = SpectralRX(state.pop(SPECTRAL_PREFIX + 'mean').numpy(),
+                                  state.pop(SPECTRAL_PREFIX + 'inverse_covariance').numpy(),
+                                  SpectralConfig(**options))
+            spectral_calibration = Calibration(**section['calibration'])
+            fusion_calibration = Calibration(**section['fusion_calibration'])
+        except (KeyError, TypeError, ValueError) as error:
+            raise ArtifactError(f'{path}: bad spectral section: {error}') from None
+        if spectral.mean.shape != (6,) or spectral.inverse_covariance.shape != (6, 6):
+            raise ArtifactError(f'{path}: spectral statistics have the wrong shape')
+        rgb_metadata = {k: v for k, v in metadata.items() if k != 'spectral'}
+        rgb_metadata['model_id'] = metadata['model_id'].removesuffix('+rx')
+        try:
+            rgb = AnomalyDetector.from_state(rgb_metadata, state)
+        except (RuntimeError, ValueError, KeyError) as error:
+            raise ArtifactError(f'{path} does not match its metadata: {error}') from None
+        return cls(rgb, spectral, spectral_calibration, fusion_calibration)
+
+
+def load_model(path: str | Path) -> AnomalyDetector | FusedDetector:
+    """Load any model file: a FusedDetector when it has a spectral branch, else AnomalyDetector.
+
+    An exported ``.onnx`` file loads through :meth:`AnomalyDetector.load` (RGB only).
+    """
+    path = Path(path)
+    if path.suffix.lower() == '.onnx':
+        return AnomalyDetector.load(path)
+    if not path.is_file():
+        raise ArtifactError(f'model file not found: {path}')
+    try:
+        with safe_open(str(path), framework='pt') as artifact:
+            metadata = parse_metadata(path, artifact.metadata() or {})
+            if 'spectral' not in metadata:
+                return AnomalyDetector.load(path)
+            state = {key: artifact.get_tensor(key) for key in artifact.keys()}
+    except (SafetensorError, OSError) as error:
+        raise ArtifactError(f'{path} is not a readable vad4space model: {error}') from None
+    return FusedDetector.from_artifact(path, metadata, state)
+
+
+def fit_spectral_fusion(rgb: AnomalyDetector, train: Sequence[np.ndarray],
+                        calibration: Sequence[np.ndarray],
+                        config: SpectralConfig = SpectralConfig(), seed: int = 0,
+                        false_alarm_rate: float | None = None) -> FusedDetector:
+    """Add a spectral branch fitted on normal band cubes to a fitted RGB detector.
+
+    ``calibration`` (held-out normal cubes, ideally the RGB model's own calibration images)
+    calibrates the spectral score and the fused score; the false-alarm rate defaults to the
+    RGB model's.
+    """
+    rate = false_alarm_rate or rgb.calibration.false_alarm_rate
+    spectral = SpectralRX.fit(train, config, seed)
+    spectral_calibration = Calibration.from_normal_scores(spectral.scores(calibration), rate)
+    partial = FusedDetector(rgb, spectral, spectral_calibration, Calibration(1.0, 0.0, rate, 0))
+    rgb_scores, spectral_scores = partial.branch_scores(calibration)
+    partial.fusion_calibration = Calibration.from_normal_scores(
+        fuse(rgb_scores, spectral_scores, config.fusion), rate)
+    return partial
+
+
+def fit_fused_detector(train: Sequence[str | Path], fit_config: Any,
+                       calibration: Sequence[str | Path] | None = None,
+                       config: SpectralConfig = SpectralConfig(),
+                       load_cube: Callable[[Path], np.ndarray] | None = None) -> FusedDetector:
+    """Fit the RGB method (``fit_config``: a FitConfig) and the spectral branch on band files.
+
+    With ``fit_config.robust`` set, the spectral branch skips the images the screening dropped.
+    """
+    from vad4space_ros.data.samples import load_bands
+    from vad4space_ros.training.fitting import fit_detector, split_calibration
+    read = load_cube or load_bands
+    if calibration is None:
+        train, calibration = split_calibration(list(train), fit_config.calibration_fraction,
+                                               fit_config.seed)
+    train_cubes = [as_bands(read(Path(p))) for p in train]
+    calibration_cubes = [as_bands(read(Path(p))) for p in calibration]
+    rgb = fit_detector([bands_to_rgb(c, config.rgb_bands) for c in train_cubes], fit_config,
+                       [bands_to_rgb(c, config.rgb_bands) for c in calibration_cubes])
+    dropped = set(rgb.metadata.get('robust', {}).get('dropped_indices', []))
+    kept_cubes = [c for i, c in enumerate(train_cubes) if i not in dropped]
+    return fit_spectral_fusion(rgb, kept_cubes, calibration_cubes, config, fit_config.seed,
+                               fit_config.false_alarm_rate)

@@ -1,0 +1,111 @@
+"""Benchmark figures as PNG (matplotlib, Agg): ROC/PR curves and an anomaly-map gallery."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+CURVE_FIGSIZE = (11.0, 5.0)
+CURVE_DPI = 100
+
+
+def _pyplot() -> Any:
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import pyplot
+    return pyplot
+
+
+def _save(pyplot: Any, figure: Any, path: str | Path) -> Path:
+    """Lay out ``figure``, write it as PNG to ``path`` (creating folders), close it."""
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=CURVE_DPI)
+    pyplot.close(figure)
+    return path
+
+
+def plot_curves(rows: Sequence[dict[str, Any]], path: str | Path, title: str) -> Path:
+    """Draw the ROC (left) and PR (right) curves of every method row on one figure.
+
+    Each row is a benchmark result row with ``method``, ``img_auroc``, ``auc_pr``,
+    ``anomaly_ratio`` and ``curves`` (from :func:`.metrics.image_metrics`).
+    """
+    if not rows:
+        raise ValueError('no result rows to plot')
+    pyplot = _pyplot()
+    figure, (roc_axes, pr_axes) = pyplot.subplots(1, 2, figsize=CURVE_FIGSIZE)
+    for row in rows:
+        curves = row['curves']
+        roc_axes.plot(curves['roc_fpr'], curves['roc_tpr'],
+                      label=f'{row["method"]} (AUROC {row["img_auroc"]:.2f})')
+        pr_axes.plot(curves['pr_recall'], curves['pr_precision'], drawstyle='steps-post',
+                     label=f'{row["method"]} (AP {row["auc_pr"]:.2f})')
+    roc_axes.plot([0, 1], [0, 1], color='grey', linestyle=':', label='chance')
+    ratio = rows[0]['anomaly_ratio']
+    pr_axes.axhline(ratio, color='grey', linestyle=':', label=f'chance ({ratio:.2f})')
+    for axes, x_label, y_label in ((roc_axes, 'false positive rate', 'true positive rate'),
+                                   (pr_axes, 'recall', 'precision')):
+        axes.set_xlim(0, 1)
+        axes.set_ylim(0, 1.02)
+        axes.set_xlabel(x_label)
+        axes.set_ylabel(y_label)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8, loc='lower right' if axes is roc_axes else 'upper right')
+    roc_axes.set_title('ROC')
+    pr_axes.set_title('Precision-recall')
+    figure.suptitle(f'{title} (n={rows[0]["n"]}, {rows[0]["n_anomalies"]} anomalies)')
+    return _save(pyplot, figure, path)
+
+
+def gallery_picks(scores: Sequence[float], count: int, seed: int) -> tuple[list[int], list[int]]:
+    """Return indices of the ``count`` top-scored and ``count`` random other test images."""
+    order = list(np.argsort(-np.asarray(scores, dtype=np.float64), kind='stable'))
+    top = order[:count]
+    rest = order[count:]
+    rng = np.random.default_rng(seed)
+    random = [rest[i] for i in sorted(rng.choice(len(rest), size=min(count, len(rest)),
+                                                 replace=False))] if rest else []
+    return [int(i) for i in top], [int(i) for i in random]
+
+
+def heatmap_gallery(detector: Any, samples: Sequence[Any], images: Sequence[np.ndarray],
+                    scores: Sequence[float], path: str | Path, title: str, count: int = 6,
+                    seed: int = 0, alpha: float = 0.45) -> Path:
+    """Write a two-row gallery: top-scored and random test images with map overlays.
+
+    Overlays use :func:`vad4space_ros.deploy.heatmap.overlay` with the model's calibrated display
+    range (as the detector node does), so colours mean the same thing in every tile. Each tile
+    is titled with its class, ground truth and calibrated score (>= 0.5 = flagged).
+    """
+    from vad4space_ros.deploy import heatmap
+
+    if not len(samples) == len(images) == len(scores) or not samples:
+        raise ValueError('gallery needs equally many (>0) samples, images and scores')
+    top, random = gallery_picks(scores, count, seed)
+    picks = [('top', i) for i in top] + [('random', i) for i in random]
+    _, maps, _ = detector.infer([images[i] for _, i in picks])
+    value_range = heatmap.map_range_from_calibration(detector.calibration.threshold,
+                                                     detector.calibration.center)
+    pyplot = _pyplot()
+    columns = count
+    figure, axes = pyplot.subplots(2, columns, figsize=(2.2 * columns, 5.6), squeeze=False)
+    for axis in axes.ravel():
+        axis.axis('off')
+    for slot, ((row_name, index), anomaly_map) in enumerate(zip(picks, maps)):
+        row = 0 if row_name == 'top' else 1
+        column = slot if row == 0 else slot - len(top)
+        axis = axes[row][column]
+        axis.imshow(heatmap.overlay(images[index], anomaly_map, alpha, value_range))
+        sample = samples[index]
+        truth = 'ANOMALY' if sample.label else 'normal'
+        axis.set_title(f'{sample.category} ({truth})\nscore {scores[index]:.2f}', fontsize=8,
+                       color='firebrick' if sample.label else 'black')
+    axes[0][0].text(-0.08, 0.5, 'top-scored', transform=axes[0][0].transAxes, rotation=90,
+                    va='center', ha='right', fontsize=9)
+    axes[1][0].text(-0.08, 0.5, 'random', transform=axes[1][0].transAxes, rotation=90,
+                    va='center', ha='right', fontsize=9)
+    figure.suptitle(title, fontsize=9)
+    return _save(pyplot, figure, path)

@@ -1,0 +1,365 @@
+"""Export a fitted detector to one self-describing ONNX file for CPU runtimes.
+
+The exported graph takes the normalised image batch (``image``, Bx3xHxW float32, as prepared by
+:func:`.preprocess.to_model_input`) and returns ``pred_score`` (B), ``anomaly_map`` (BxHxW at
+model resolution) and ``embedding`` (BxD, the L2-normalised global-average-pooled deepest
+backbone level, exactly what :class:`.detector.AnomalyDetector` hooks out for the downlink).
+The vad4space metadata (method, backbone, input size, normalisation, calibration, plus an
+``export`` section) is stored in the ONNX ``metadata_props`` under ``vad4space``, so the one
+file is a complete detector: :mod:`.runtime` runs it with ONNX Runtime or OpenVINO. ONNX is a
+protobuf, not pickle: loading an untrusted file executes no Python code.
+
+Footprint options (all measured in the latency/accuracy benchmarks; none is on by default):
+
+- anomalib's Gaussian blur of the anomaly map (a 2-D kernel, 33x33 for PaDiM/PatchCore) is
+  exported as the equivalent pair of 1-D convolutions (the kernel is separable); same result up
+  to float rounding, ~16x fewer multiply-adds.
+- PaDiM's and PatchCore's map upsampling (bilinear resp. nearest) followed by that blur is
+  one separable linear map from the feature grid (e.g. 32x32) to the image (256x256), so it is
+  exported as ``rows @ map @ cols`` with the two small operator matrices computed from
+  anomalib's own interpolation and blur kernel (same result up to float rounding; replaces the
+  upsample and 33-tap convolutions over 65k pixels by ~2M multiply-adds).
+- PatchCore's nearest-neighbour search (``n_neighbors=1``) takes the minimum of
+  ``|b|^2 - 2 x.b`` over the memory bank and adds ``|x|^2`` and the square root to the minima
+  only (anomalib forms every distance, clamps and square-roots the whole patch x bank matrix);
+  the same distances up to float rounding.
+- PaDiM's inverse covariances are symmetric, so only their upper triangles are stored and the
+  runtime unpacks them once at load (lossless up to float rounding; always on for PaDiM).
+- ``weights_fp16``: large float initializers are stored as float16 and cast back to float32 in
+  the graph (ONNX Runtime folds the cast at load, so arithmetic stays float32).
+- ``padim_features``: keep a random subset of PaDiM's channels. The covariance of a channel
+  subset is the submatrix of the full (regularised) covariance, so this equals fitting PaDiM
+  with ``n_features`` set to that size, with the same random selection rule; the threshold is
+  then recalibrated on held-out normal images (required).
+- :func:`quantize_int8`: static int8 quantisation of the backbone convolutions with
+  calibration images (ONNX Runtime only).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+import json
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from anomalib.models.components import GaussianBlur2d
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper, TensorProto
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from vad4space_ros.deploy.preprocess import to_model_input
+from vad4space_ros.models.backbones import backbone_weights, get_backbone
+from vad4space_ros.models.methods import build_method
+from vad4space_ros.models.torch_detector import AnomalyDetector, detached_state, feature_backbone
+from vad4space_ros.models.torch_detector import METADATA_KEY
+
+EXPORT_FORMAT = 'vad4space-onnx/1'
+INPUT_NAME = 'image'
+OUTPUT_NAMES = ('pred_score', 'anomaly_map', 'embedding')
+OPSET = 17
+FP16_MIN_ELEMENTS = 1024
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How to export: batch axis, storage precision and PaDiM channel reduction."""
+
+    dynamic_batch: bool = True
+    weights_fp16: bool = False
+    padim_features: int | None = None
+    seed: int = 0
+
+
+class ExportGraph(nn.Module):
+    """An anomalib torch model returning (pred_score, anomaly_map, embedding) for export."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model.eval()
+        self._deepest: torch.Tensor | None = None
+        feature_backbone(model).register_forward_hook(self._keep_deepest)
+
+    def _keep_deepest(self, _module: nn.Module, _inputs: Any, outputs: Any) -> None:
+        self._deepest = list(outputs.values())[-1] if isinstance(outputs, dict) else outputs[-1]
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Score a normalised batch; return scores, maps and embeddings."""
+        output = self.model(image)
+        embedding = F.normalize(self._deepest.mean(dim=(2, 3)), dim=1)
+        maps = output.anomaly_map
+        if maps.ndim == 4:
+            maps = maps[:, 0]
+        return output.pred_score.reshape(-1), maps, embedding
+
+
+class PackedGaussian(nn.Module):
+    """PaDiM's Gaussians with each symmetric inverse covariance stored as its upper triangle."""
+
+    def __init__(self, mean: torch.Tensor, inv_covariance: torch.Tensor) -> None:
+        super().__init__()
+        channels = inv_covariance.shape[-1]
+        rows, cols = torch.triu_indices(channels, channels)
+        symmetric = (inv_covariance + inv_covariance.transpose(1, 2)) / 2
+        position = torch.zeros(channels, channels, dtype=torch.long)
+        position[rows, cols] = torch.arange(rows.numel())
+        position[cols, rows] = torch.arange(rows.numel())
+        self.channels = channels
+        self.register_buffer('mean', mean.contiguous())
+        self.register_buffer('packed', symmetric[:, rows, cols].contiguous())
+        self.register_buffer('unpack_index', position.reshape(-1))
+
+    @property
+    def inv_covariance(self) -> torch.Tensor:
+        """Return the full (positions x C x C) inverse covariances."""
+        return self.packed[:, self.unpack_index].reshape(-1, self.channels, self.channels)
+
+
+def _separable_blur(blur: GaussianBlur2d, image: torch.Tensor) -> torch.Tensor:
+    """Apply ``blur``'s (normalised, separable) kernel as a column then a row convolution."""
+    kernel = blur.kernel[:1, 0]
+    column = kernel.sum(dim=2).reshape(1, 1, -1, 1).expand(blur.channels, -1, -1, -1)
+    row = kernel.sum(dim=1).reshape(1, 1, 1, -1).expand(blur.channels, -1, -1, -1)
+    batch, channels, height, width = image.shape
+    if blur.padding == 'same':
+        image = F.pad(image, blur.padding_shape, mode=blur.border_type)
+    output = F.conv2d(F.conv2d(image, column, groups=blur.channels), row, groups=blur.channels)
+    return output if blur.padding != 'same' else output.view(batch, channels, height, width)
+
+
+def _axis_operator(source: int, target: int, mode: str, blur: GaussianBlur2d,
+                   axis: int) -> torch.Tensor:
+    """Return the target x source matrix of 1-D upsampling then blur along ``axis`` (0=rows)."""
+    basis = torch.eye(source).reshape(source, 1, source, 1)
+    extra = {'align_corners': False} if mode == 'bilinear' else {}
+    upsampled = F.interpolate(basis, size=(target, 1), mode=mode, **extra).reshape(source, 1, -1)
+    kernel = blur.kernel[:1, 0].sum(dim=2 - axis).reshape(1, 1, -1)
+    padding = blur.padding_shape[2 * (1 - axis):2 * (1 - axis) + 2]
+    blurred = F.conv1d(F.pad(upsampled, padding, mode=blur.border_type), kernel)
+    return blurred.reshape(source, target).T.contiguous()
+
+
+class SeparableMapResize(nn.Module):
+    """Upsample a feature-grid map to the image and blur it, as ``rows @ map @ cols``."""
+
+    def __init__(self, grid: tuple[int, int], size: tuple[int, int], mode: str,
+                 blur: GaussianBlur2d) -> None:
+        super().__init__()
+        self.register_buffer('rows', _axis_operator(grid[0], size[0], mode, blur, 0))
+        columns = _axis_operator(grid[1], size[1], mode, blur, 1)
+        self.register_buffer('cols', columns.T.contiguous())
+
+    def forward(self, grid_map: torch.Tensor, *_size: Any) -> torch.Tensor:
+        """Map a Bx1xhxw grid map to the Bx1xHxW blurred image map."""
+        return torch.matmul(torch.matmul(self.rows, grid_map), self.cols)
+
+
+def install_separable_map_resize(model: nn.Module, size: tuple[int, int]) -> bool:
+    """Replace PaDiM's/PatchCore's upsample+blur by :class:`SeparableMapResize`, in place."""
+    generator = getattr(model, 'anomaly_map_generator', None)
+    upsampling = {'PadimModel': 'bilinear', 'PatchcoreModel': 'nearest'}
+    mode = upsampling.get(type(model).__name__)
+    if mode is None or generator is None:
+        return False
+    with torch.inference_mode():
+        levels = feature_backbone(model)(torch.zeros(1, 3, *size))
+    first = list(levels.values())[0] if isinstance(levels, dict) else levels[0]
+    generator.map_resize = SeparableMapResize(tuple(first.shape[-2:]), size, mode,
+                                              generator.blur)
+    # Instance attributes shadow the generator's methods (a Module value would be registered
+    # as a submodule instead, and the class method would still be found first).
+    if mode == 'bilinear':  # PaDiM: distance -> up_sample -> smooth_anomaly_map
+        generator.up_sample = lambda distance, _size: distance
+        generator.smooth_anomaly_map = generator.map_resize.forward
+    else:  # PatchCore: compute_anomaly_map = interpolate + blur
+        generator.compute_anomaly_map = generator.map_resize.forward
+    return True
+
+
+def install_minimum_first_search(model: nn.Module) -> bool:
+    """Make PatchCore's 1-nearest-neighbour search square-root only the minima, in place."""
+    if type(model).__name__ != 'PatchcoreModel':
+        return False
+    original = model.nearest_neighbors
+
+    def nearest_neighbors(embedding: torch.Tensor,
+                          n_neighbors: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if n_neighbors != 1:
+            return original(embedding, n_neighbors)
+        bank = model.memory_bank
+        partial = torch.matmul(embedding * -2.0, bank.T) + bank.pow(2).sum(dim=1)
+        minima, locations = partial.min(dim=1)
+        squared = minima + embedding.pow(2).sum(dim=1)
+        return squared.clamp_min(0).sqrt(), locations
+
+    model.nearest_neighbors = nearest_neighbors
+    return True
+
+
+@contextmanager
+def separable_gaussian_blur() -> Iterator[None]:
+    """Within the block, every anomalib GaussianBlur2d runs as two 1-D convolutions."""
+    original = GaussianBlur2d.forward
+    GaussianBlur2d.forward = _separable_blur
+    try:
+        yield
+    finally:
+        GaussianBlur2d.forward = original
+
+
+def rebuild_module(detector: AnomalyDetector) -> nn.Module:
+    """Return a fresh anomalib lightning module holding the detector's fitted weights."""
+    metadata = detector.metadata
+    with backbone_weights(None):
+        module = build_method(metadata['method'], get_backbone(metadata['backbone']),
+                              tuple(metadata['input_size']), metadata.get('method_options'))
+    module.model.load_state_dict(detached_state(detector.model), strict=True)
+    return module.eval()
+
+
+def reduce_padim_features(model: nn.Module, count: int, seed: int) -> list[int]:
+    """Keep ``count`` random PaDiM channels in place; return the kept positions (sorted)."""
+    channels = model.gaussian.mean.shape[0]
+    if not 0 < count <= channels:
+        raise ValueError(f'padim_features must be in 1..{channels}, got {count}')
+    generator = torch.Generator().manual_seed(seed)
+    keep = torch.sort(torch.randperm(channels, generator=generator)[:count]).values
+    covariance = torch.linalg.inv(model.gaussian.inv_covariance.double())
+    subset = covariance[:, keep][:, :, keep]
+    model.gaussian.inv_covariance = torch.linalg.inv(subset).float()
+    model.gaussian.mean = model.gaussian.mean[keep].clone()
+    model.idx = model.idx[keep].clone()
+    return keep.tolist()
+
+
+def export_onnx(detector: AnomalyDetector, path: str | Path,
+                options: ExportOptions = ExportOptions(),
+                calibration_images: Sequence[np.ndarray] | None = None) -> Path:
+    """Write ``detector`` as an ONNX file with its metadata; return the path.
+
+    ``calibration_images`` (held-out normal RGB images) are required when the export changes
+    the scores (``padim_features``): the threshold is then refitted on the exported model.
+    """
+    path = Path(path)
+    model = rebuild_module(detector).model
+    metadata = json.loads(json.dumps(detector.metadata))
+    export_info: dict[str, Any] = {'format': EXPORT_FORMAT, **asdict(options),
+                                   'source_model_id': detector.model_id,
+                                   'torch_version': torch.__version__,
+                                   'onnx_version': onnx.__version__, 'opset': OPSET}
+    if options.padim_features is not None:
+        if metadata['method'] != 'padim':
+            raise ValueError('padim_features applies to PaDiM models only')
+        if not calibration_images:
+            raise ValueError('padim_features changes the scores: give calibration images')
+        reduce_padim_features(model, options.padim_features, options.seed)
+    if metadata['method'] == 'padim':
+        model.gaussian = PackedGaussian(model.gaussian.mean, model.gaussian.inv_covariance)
+    install_separable_map_resize(model, tuple(metadata['input_size']))
+    install_minimum_first_search(model)
+    graph = ExportGraph(model)
+    height, width = metadata['input_size']
+    example = torch.zeros(1, 3, height, width)
+    dynamic_axes = ({name: {0: 'batch'} for name in (INPUT_NAME, *OUTPUT_NAMES)}
+                    if options.dynamic_batch else None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + '.partial')
+    with torch.inference_mode(), separable_gaussian_blur():
+        torch.onnx.export(graph, (example,), str(temporary), input_names=[INPUT_NAME],
+                          output_names=list(OUTPUT_NAMES), dynamic_axes=dynamic_axes,
+                          opset_version=OPSET, dynamo=False,
+                          do_constant_folding=metadata['method'] != 'padim')
+    proto = onnx.load(str(temporary))
+    if options.weights_fp16:
+        store_initializers_fp16(proto)
+    changed_scores = options.padim_features is not None
+    if changed_scores:
+        metadata['model_id'] = f'{detector.model_id}-f{options.padim_features}'
+    metadata['export'] = export_info
+    set_metadata(proto, metadata)
+    onnx.save(proto, str(temporary))
+    if changed_scores:
+        recalibrate(temporary, calibration_images, metadata)
+    temporary.replace(path)
+    return path
+
+
+def set_metadata(proto: onnx.ModelProto, metadata: dict[str, Any]) -> None:
+    """Store ``metadata`` as JSON in the model's ``metadata_props`` (replacing any)."""
+    for entry in list(proto.metadata_props):
+        if entry.key == METADATA_KEY:
+            proto.metadata_props.remove(entry)
+    helper.set_model_props(proto, {METADATA_KEY: json.dumps(metadata)})
+
+
+def recalibrate(path: Path, images: Sequence[np.ndarray], metadata: dict[str, Any]) -> None:
+    """Refit the threshold of an exported model on held-out normal images, in place."""
+    from vad4space_ros.deploy.calibration import Calibration
+    from vad4space_ros.deploy.onnx_detector import ExportedDetector
+
+    scores = ExportedDetector.load(path).raw_scores(list(images))
+    metadata['calibration'] = Calibration.from_normal_scores(
+        scores, metadata['calibration']['false_alarm_rate']).to_dict()
+    proto = onnx.load(str(path))
+    set_metadata(proto, metadata)
+    onnx.save(proto, str(path))
+
+
+def store_initializers_fp16(proto: onnx.ModelProto) -> int:
+    """Store large float32 initializers as float16 behind a Cast; return how many changed."""
+    graph = proto.graph
+    casts = []
+    kept = []
+    for tensor in graph.initializer:
+        size = int(np.prod(tensor.dims)) if tensor.dims else 1
+        if tensor.data_type != TensorProto.FLOAT or size < FP16_MIN_ELEMENTS:
+            kept.append(tensor)
+            continue
+        half = numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float16),
+                                       f'{tensor.name}__fp16')
+        kept.append(half)
+        casts.append(helper.make_node('Cast', [half.name], [tensor.name], to=TensorProto.FLOAT,
+                                      name=f'{tensor.name}__cast'))
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return len(casts)
+
+
+def quantize_int8(source: str | Path, target: str | Path,
+                  calibration_images: Sequence[np.ndarray]) -> Path:
+    """Quantise the convolutions of an exported model to int8 (static, per channel)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    source, target = Path(source), Path(target)
+    proto = onnx.load(str(source), load_external_data=False)
+    metadata = json.loads({p.key: p.value for p in proto.metadata_props}[METADATA_KEY])
+    spec = get_backbone(metadata['backbone'])
+    size = tuple(metadata['input_size'])
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter(
+                {INPUT_NAME: to_model_input([image], size, spec.mean, spec.std)}
+                for image in calibration_images)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.items, None)
+
+    temporary = target.with_name(target.name + '.partial')
+    quantize_static(str(source), str(temporary), Reader(), quant_format=QuantFormat.QDQ,
+                    op_types_to_quantize=['Conv'], per_channel=True)
+    quantized = onnx.load(str(temporary))
+    metadata['model_id'] = f'{metadata["model_id"]}-int8'
+    metadata['export'] = {**metadata.get('export', {}), 'int8': 'static QDQ, Conv only',
+                          'int8_calibration_images': len(calibration_images)}
+    set_metadata(quantized, metadata)
+    onnx.save(quantized, str(temporary))
+    recalibrate(temporary, calibration_images, metadata)
+    temporary.replace(target)
+    return target

@@ -1,0 +1,1 @@
+"""Fitting: the Lightning loop on CPU, normal-only calibration, robust screening."""
