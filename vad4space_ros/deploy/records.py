@@ -6,7 +6,8 @@ package is needed to consume it). This module is ROS-free: nodes convert to/from
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+import json
 
 import numpy as np
 
@@ -15,6 +16,29 @@ RECORD_NAME = 'vad4space/detection'
 
 class RecordError(ValueError):
     """A key/value record is missing fields or holds values of the wrong type."""
+
+
+@dataclass(frozen=True)
+class Region:
+    """An anomalous area of a frame: a box in pixels (top-left origin) and its score."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+    score: float
+
+    @classmethod
+    def from_dict(cls, values: dict) -> 'Region':
+        """Build from ``{'x', 'y', 'width', 'height', 'score'}``; raise RecordError if bad."""
+        try:
+            region = cls(int(values['x']), int(values['y']), int(values['width']),
+                         int(values['height']), float(values['score']))
+        except (KeyError, TypeError, ValueError) as error:
+            raise RecordError(f'malformed region {values!r}: {error}') from None
+        if region.width <= 0 or region.height <= 0 or region.x < 0 or region.y < 0:
+            raise RecordError(f'region must have x, y >= 0 and a positive size: {values!r}')
+        return region
 
 
 @dataclass
@@ -31,6 +55,7 @@ class DetectionRecord:
     model_id: str
     latency_ms: float
     embedding: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    regions: list[Region] = field(default_factory=list)
 
     def to_key_values(self) -> list[tuple[str, str]]:
         """Return the record as ordered (key, value) string pairs."""
@@ -45,6 +70,7 @@ class DetectionRecord:
             ('model_id', self.model_id),
             ('latency_ms', f'{self.latency_ms:.3f}'),
             ('embedding', ','.join(f'{v:.5g}' for v in np.asarray(self.embedding).ravel())),
+            ('regions', json.dumps([asdict(region) for region in self.regions])),
         ]
 
     @classmethod
@@ -70,10 +96,14 @@ class DetectionRecord:
                 model_id=values['model_id'],
                 latency_ms=float(values['latency_ms']),
                 embedding=embedding,
+                regions=[Region.from_dict(item)
+                         for item in json.loads(values.get('regions') or '[]')],
             )
         except KeyError as missing:
             raise RecordError(f'detection record lacks field {missing}') from None
-        except ValueError as bad:
+        except RecordError:
+            raise
+        except (ValueError, TypeError, AttributeError) as bad:
             raise RecordError(f'detection record has a malformed value: {bad}') from None
         if not np.isfinite([record.score, record.raw_score, record.threshold]).all():
             raise RecordError('detection record has a non-finite score or threshold')
