@@ -8,11 +8,11 @@ from vad4space_ros.deploy.records import DetectionRecord, RecordError, Region
 
 
 def record(**changes) -> DetectionRecord:
-    """A valid record with two regions, with ``changes`` applied."""
-    values = dict(stamp_ns=12, frame_id='mastcam', score=1.2, raw_score=3.4, threshold=0.5,
-                  is_anomaly=True, method='padim', model_id='padim-x', latency_ms=9.5,
-                  embedding=np.array([0.5, -0.25], np.float32),
-                  regions=[Region(10, 20, 64, 64, 1.5), Region(0, 0, 8, 4, 0.7)])
+    """Return a valid record with two regions, with ``changes`` applied."""
+    values = {'stamp_ns': 12, 'frame_id': 'mastcam', 'score': 1.2, 'raw_score': 3.4,
+              'threshold': 0.5, 'is_anomaly': True, 'method': 'padim', 'model_id': 'padim-x',
+              'latency_ms': 9.5, 'embedding': np.array([0.5, -0.25], np.float32),
+              'regions': [Region(10, 20, 64, 64, 1.5), Region(0, 0, 8, 4, 0.7)]}
     values.update(changes)
     return DetectionRecord(**values)
 

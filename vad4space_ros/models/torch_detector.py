@@ -20,17 +20,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from vad4space_ros.deploy.artifact import ARTIFACT_FORMAT, ArtifactError, METADATA_KEY
 from vad4space_ros.deploy.calibration import CALIBRATED_THRESHOLD, Calibration
 from vad4space_ros.deploy.preprocess import as_rgb, to_model_input
 from vad4space_ros.models.backbones import backbone_weights, get_backbone, state_fingerprint
 from vad4space_ros.models.methods import build_method, get_method
-
-ARTIFACT_FORMAT = 'vad4space-model/1'
-METADATA_KEY = 'vad4space'
-
-
-class ArtifactError(ValueError):
-    """A model file is missing, truncated, corrupt or does not match its metadata."""
 
 
 @dataclass

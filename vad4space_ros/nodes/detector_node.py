@@ -45,13 +45,13 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from vad4space_ros.deploy import heatmap
+from vad4space_ros.deploy.artifact import ArtifactError
 from vad4space_ros.deploy.frame_scoring import FrameScorer, Model
 from vad4space_ros.deploy.image_encoding import (
     array_to_image, decode_compressed, image_to_array, ImageEncodingError, MULTISPECTRAL_BANDS,
     ScaleOptions)
+from vad4space_ros.deploy.loading import load_model
 from vad4space_ros.deploy.records import DetectionRecord
-from vad4space_ros.deploy.spectral import load_model
-from vad4space_ros.models.torch_detector import ArtifactError
 from vad4space_ros.nodes.detector_parameters import PARAMETERS
 from vad4space_ros.nodes.entry_point import run_node
 from vad4space_ros.nodes.parameters import declare_parameters

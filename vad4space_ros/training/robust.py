@@ -165,7 +165,7 @@ def patch_features(images: Sequence[np.ndarray], spec: BackboneSpec,
     with torch.inference_mode():
         for start in tqdm(batches, desc='screening features', disable=not progress):
             batch = torch.tensor(to_model_input(images[start:start + batch_size],
-                                                    input_size, spec.mean, spec.std))
+                                                input_size, spec.mean, spec.std))
             levels = list(extractor(batch).values())
             grid = levels[-1].shape[-2:]
             pooled = [F.adaptive_avg_pool2d(F.avg_pool2d(level, 3, 1, 1), grid)
