@@ -22,9 +22,9 @@ from sklearn.metrics import roc_auc_score
 
 from vad4space_ros.cli.fit import image_files
 from vad4space_ros.data.samples import load_rgb
-from vad4space_ros.deploy.onnx_detector import ExportedDetector
+from vad4space_ros.deploy.loading import load_model
 from vad4space_ros.models.export import export_onnx, ExportOptions, quantize_int8
-from vad4space_ros.models.torch_detector import AnomalyDetector
+from vad4space_ros.models.torch_detector import load_artifact
 
 
 def labelled_images(test_dir: Path, limit: int) -> tuple[list[np.ndarray], np.ndarray]:
@@ -52,7 +52,7 @@ def main() -> None:
     args.work_dir.mkdir(parents=True, exist_ok=True)
     images, labels = labelled_images(args.test_dir, args.per_class)
     calibration = [load_rgb(p) for p in image_files(args.calibration_dir)]
-    detector = AnomalyDetector.load(args.model)
+    detector = load_artifact(args.model)
     reference = detector.raw_scores(images, batch_size=8)
     rows = [{'variant': 'torch (safetensors)', 'mb': args.model.stat().st_size / 1e6,
              'auroc': float(roc_auc_score(labels, reference)), 'max_rel_diff': 0.0}]
@@ -70,7 +70,7 @@ def main() -> None:
             path = quantize_int8(f'{stem}.onnx_fp32.onnx', path, calibration)
         else:
             path = export_onnx(detector, path, options, calibration)
-        scores = ExportedDetector.load(path).raw_scores(images, batch_size=8)
+        scores = load_model(path).raw_scores(images, batch_size=8)
         relative = np.abs(scores - reference) / np.maximum(np.abs(reference), 1e-12)
         row = {'variant': name, 'mb': path.stat().st_size / 1e6,
                'auroc': float(roc_auc_score(labels, scores)),

@@ -252,8 +252,8 @@ def fusion_rows(dataset, methods: list[str], size: int, seed: int) -> list[dict]
     """Per-class AUROC of RGB-only, spectral-only and fused models; latency per tile."""
     from vad4space_ros.data.protocols import make_setting
     from vad4space_ros.data.samples import load_bands
-    from vad4space_ros.deploy.spectral import bands_to_rgb, fit_fused_detector
-    from vad4space_ros.deploy.spectral import fit_spectral_fusion, fuse, SpectralConfig
+    from vad4space_ros.deploy.spectral import bands_to_rgb, fuse, SpectralConfig
+    from vad4space_ros.training.spectral_fitting import fit_fused_detector, fit_spectral_fusion
     from vad4space_ros.training.fitting import FitConfig
     split = make_setting(dataset, 1, seed)
     cubes = [load_bands(x) for x in split.test]

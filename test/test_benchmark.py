@@ -19,11 +19,11 @@ from vad4space_ros.catalog import ONNX_ENV
 from vad4space_ros.cli.benchmark import parse_methods, parse_settings, register, robust_config
 from vad4space_ros.data import load_dataset
 from vad4space_ros.data.protocols import anomaly_count, make_setting
+from vad4space_ros.deploy.loading import load_model
 from vad4space_ros.evaluation.metrics import confusion_at
 from vad4space_ros.evaluation.report import markdown_tables, robust_table
 from vad4space_ros.evaluation.runner import FitOptions, ResourceOptions, run_benchmark
 from vad4space_ros.evaluation.runner import subsample_training
-from vad4space_ros.models.torch_detector import AnomalyDetector
 from vad4space_ros.training.robust import RobustConfig
 
 ONNX_FILE = (Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'mobilenetv2_onnx_int8'
@@ -171,7 +171,7 @@ def test_robust_option_adds_robust_rows_and_keeps_the_plain_ones(run, lunar_chip
     robust = {row['setting']: row for row in result.robust_rows}
     assert robust[3]['train_anomalies'] == before[3]['train_anomalies'] > 0
     for setting, row in robust.items():
-        model = AnomalyDetector.load(tmp_path / row['model_file'])
+        model = load_model(tmp_path / row['model_file'])
         record = model.metadata['robust']
         assert row['model_file'].endswith('-robust.safetensors')
         assert row['dropped_count'] == record['dropped_count']

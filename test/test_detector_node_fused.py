@@ -20,7 +20,8 @@ from sensor_msgs.msg import Image
 from test_detector_node import detector_session, DetectorSession, image_msg, NODE
 
 from vad4space_ros.deploy.image_encoding import image_to_array, RawImage
-from vad4space_ros.deploy.spectral import bands_to_rgb, FusedDetector, load_model
+from vad4space_ros.deploy.loading import load_model
+from vad4space_ros.deploy.spectral import bands_to_rgb, FusedDetector
 from vad4space_ros.nodes.ros_conversions import msg_to_record
 
 IMAGE_TOPIC = '/mastcam/multispectral'
@@ -172,12 +173,13 @@ def test_model_path_switches_between_fused_and_exported_models_at_run_time(
         tmp_path: Path) -> None:
     from vad4space_ros.models.export import export_onnx
 
-    exported = load_model(export_onnx(offline.rgb, tmp_path / 'rgb_branch.onnx'))
-    assert type(exported).__name__ == 'ExportedDetector'
+    exported_path = export_onnx(offline.rgb, tmp_path / 'rgb_branch.onnx')
+    exported = load_model(exported_path)
+    assert type(exported).__name__ == 'OnnxDetector'
     tile = typical_tiles(19, 1)[0]
     rgb_view = bands_to_rgb(tile, offline.config.rgb_bands)
     set_parameters = fused_node.ros.set_parameters
-    assert set_parameters(NODE, {'model_path': str(exported.path)},
+    assert set_parameters(NODE, {'model_path': str(exported_path)},
                           process=fused_node.process)[0].successful
     try:
         # A plain model takes 3-band frames again, and 6-band ones through

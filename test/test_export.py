@@ -16,11 +16,13 @@ from torch.nn import functional as F
 
 from vad4space_ros.cli import main as cli_main
 from vad4space_ros.data.samples import load_rgb
-from vad4space_ros.deploy.onnx_detector import ExportedDetector
+from vad4space_ros.deploy.artifact import ArtifactError, METADATA_KEY
+from vad4space_ros.deploy.loading import load_model
+from vad4space_ros.deploy.onnx_detector import OnnxDetector
 from vad4space_ros.models.export import export_onnx, ExportOptions, quantize_int8
 from vad4space_ros.models.export import rebuild_module, reduce_padim_features
 from vad4space_ros.models.export import separable_gaussian_blur, SeparableMapResize
-from vad4space_ros.models.torch_detector import AnomalyDetector, ArtifactError, METADATA_KEY
+from vad4space_ros.models.torch_detector import TorchDetector
 
 ONNX_WEIGHTS = (Path(__file__).resolve().parents[2] / 'shared' / 'data'
                 / 'mobilenetv2_onnx_int8' / 'mobilenetv2-12-int8.onnx')
@@ -42,7 +44,7 @@ def chips(lunar_chips: Path) -> dict[str, list[np.ndarray]]:
 
 
 @pytest.fixture(scope='module')
-def fitted(chips: dict[str, list[np.ndarray]]) -> dict[str, AnomalyDetector]:
+def fitted(chips: dict[str, list[np.ndarray]]) -> dict[str, TorchDetector]:
     """Fit PaDiM and PatchCore at 64 px (MobileNetV2 when its weights exist here)."""
     from vad4space_ros.training.fitting import fit_detector, FitConfig
 
@@ -56,7 +58,7 @@ def fitted(chips: dict[str, list[np.ndarray]]) -> dict[str, AnomalyDetector]:
 
 
 @pytest.fixture(scope='module')
-def exported(fitted: dict[str, AnomalyDetector],
+def exported(fitted: dict[str, TorchDetector],
              tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Export both models with the defaults (float32, dynamic batch)."""
     folder = tmp_path_factory.mktemp('exports')
@@ -68,7 +70,7 @@ def exported(fitted: dict[str, AnomalyDetector],
 def test_exported_outputs_match_torch(method: str, fitted: dict, exported: dict,
                                       chips: dict) -> None:
     torch_scores, torch_maps, torch_embeddings = fitted[method].infer(chips['test'])
-    detector = ExportedDetector.load(exported[method], threads=1)
+    detector = load_model(exported[method], threads=1)
     scores, maps, embeddings = detector.infer(chips['test'])
     assert scores.shape == (len(chips['test']),)
     assert np.allclose(scores, torch_scores, rtol=1e-4, atol=0)
@@ -82,8 +84,8 @@ def test_detector_load_dispatches_onnx_and_predicts(method: str, fitted: dict, e
                                                     chips: dict) -> None:
     image = chips['test'][-1]
     reference = fitted[method].predict(image)
-    detector = AnomalyDetector.load(exported[method])
-    assert isinstance(detector, ExportedDetector)
+    detector = load_model(exported[method])
+    assert isinstance(detector, OnnxDetector)
     prediction = detector.predict(image)
     assert prediction.score == pytest.approx(reference.score, rel=1e-4, abs=1e-5)
     assert prediction.is_anomaly == reference.is_anomaly
@@ -94,7 +96,7 @@ def test_detector_load_dispatches_onnx_and_predicts(method: str, fitted: dict, e
 
 def test_openvino_runs_the_same_file(fitted: dict, exported: dict, chips: dict) -> None:
     pytest.importorskip('openvino')
-    detector = ExportedDetector.load(exported['patchcore'], runtime='openvino', threads=1)
+    detector = load_model(exported['patchcore'], runtime='openvino', threads=1)
     scores, maps, _ = detector.infer(chips['test'][:3])
     torch_scores, torch_maps, _ = fitted['patchcore'].infer(chips['test'][:3])
     assert np.allclose(scores, torch_scores, rtol=1e-3)
@@ -109,7 +111,7 @@ def test_export_carries_metadata_and_calibration(fitted: dict, exported: dict) -
         assert stored[key] == original[key]
     assert stored['export']['format'] == 'vad4space-onnx/1'
     assert stored['export']['source_model_id'] == original['model_id']
-    detector = ExportedDetector.load(exported['padim'])
+    detector = load_model(exported['padim'])
     assert detector.calibration == fitted['padim'].calibration
     assert (detector.method, detector.input_size) == ('padim', (SIZE, SIZE))
 
@@ -120,7 +122,7 @@ def test_fixed_batch_export_has_batch_one(fitted: dict, chips: dict, tmp_path: P
     session = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
     assert session.get_inputs()[0].shape == [1, 3, SIZE, SIZE]
     reference = fitted['patchcore'].predict(chips['test'][0])
-    assert ExportedDetector.load(path).predict(chips['test'][0]).raw_score == pytest.approx(
+    assert load_model(path).predict(chips['test'][0]).raw_score == pytest.approx(
         reference.raw_score, rel=1e-4)
 
 
@@ -128,7 +130,7 @@ def test_fp16_storage_halves_the_file(fitted: dict, exported: dict, chips: dict,
                                       tmp_path: Path) -> None:
     path = export_onnx(fitted['padim'], tmp_path / 'half.onnx', ExportOptions(weights_fp16=True))
     assert path.stat().st_size < 0.6 * exported['padim'].stat().st_size
-    scores = ExportedDetector.load(path).raw_scores(chips['test'])
+    scores = load_model(path).raw_scores(chips['test'])
     assert np.allclose(scores, fitted['padim'].raw_scores(chips['test']), rtol=1e-2)
 
 
@@ -158,7 +160,7 @@ def test_padim_feature_export_is_recalibrated(fitted: dict, exported: dict, chip
     with pytest.raises(ValueError, match='calibration'):
         export_onnx(fitted['padim'], tmp_path / 'bad.onnx', options)
     path = export_onnx(fitted['padim'], tmp_path / 'small.onnx', options, chips['calibration'])
-    detector = ExportedDetector.load(path)
+    detector = load_model(path)
     assert path.stat().st_size < 0.1 * exported['padim'].stat().st_size
     assert detector.model_id == f'{fitted["padim"].model_id}-f24'
     normal = detector.raw_scores(chips['calibration'])
@@ -169,7 +171,7 @@ def test_padim_feature_export_is_recalibrated(fitted: dict, exported: dict, chip
 def test_int8_quantised_export_loads_and_ranks_like_torch(fitted: dict, exported: dict,
                                                           chips: dict, tmp_path: Path) -> None:
     path = quantize_int8(exported['patchcore'], tmp_path / 'int8.onnx', chips['calibration'])
-    detector = AnomalyDetector.load(path)
+    detector = load_model(path)
     assert detector.model_id.endswith('-int8')
     scores = detector.raw_scores(chips['test'])
     reference = fitted['patchcore'].raw_scores(chips['test'])
@@ -201,7 +203,7 @@ def test_unusable_onnx_files_raise_artifact_error(damage: str, exported: dict,
         del proto.metadata_props[:]
         onnx.save(proto, str(path))
     with pytest.raises(ArtifactError):
-        AnomalyDetector.load(path)
+        load_model(path)
 
 
 def test_export_cli_writes_and_checks(fitted: dict, chips: dict, lunar_chips: Path,
@@ -212,7 +214,7 @@ def test_export_cli_writes_and_checks(fitted: dict, chips: dict, lunar_chips: Pa
                      '--check-dir', str(lunar_chips / 'test'), '--check-count', '6'])
     printed = capsys.readouterr().out
     assert code == 0
-    assert AnomalyDetector.load(output).model_id == fitted['patchcore'].model_id
+    assert load_model(output).model_id == fitted['patchcore'].model_id
     difference = float(printed.split('max relative difference ')[1].split(',')[0])
     assert difference < 1e-4
 

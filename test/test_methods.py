@@ -9,9 +9,10 @@ from sklearn.metrics import roc_auc_score
 
 from vad4space_ros.catalog import METHOD_NAMES
 from vad4space_ros.data.synthetic_lunar import render_chip
+from vad4space_ros.deploy.artifact import ArtifactError
+from vad4space_ros.deploy.loading import load_model
 from vad4space_ros.models.backbones import get_backbone
 from vad4space_ros.models.methods import build_method, EDGE_OPTIONS, get_method
-from vad4space_ros.models.torch_detector import AnomalyDetector, ArtifactError
 from vad4space_ros.training.fitting import fit_detector, FitConfig
 
 # Per-method training budget for the test: small inputs, few epochs, 2-core CPU.
@@ -52,7 +53,7 @@ def test_method_detects_craters_and_round_trips(method, backbone, chips, tmp_pat
     auroc = roc_auc_score(labels, scores)
     assert auroc > AUROC_FLOOR, f'{method} AUROC {auroc:.3f}'
 
-    loaded = AnomalyDetector.load(detector.save(tmp_path / f'{method}.safetensors'))
+    loaded = load_model(detector.save(tmp_path / f'{method}.safetensors'))
     assert loaded.metadata == detector.metadata
     np.testing.assert_array_equal(loaded.raw_scores(test_images), scores)
     prediction = loaded.predict(test_images[-1])
@@ -62,7 +63,7 @@ def test_method_detects_craters_and_round_trips(method, backbone, chips, tmp_pat
 
 def test_calibration_holds_false_alarm_rate_on_normals(padim_file, chips):
     """About 5% of fresh normal chips exceed the calibrated threshold, anomalies mostly do."""
-    detector = AnomalyDetector.load(padim_file)
+    detector = load_model(padim_file)
     normal = [detector.predict(image).is_anomaly for image in chips['test_normal']]
     anomalous = [detector.predict(image).is_anomaly for image in chips['test_anomalous']]
     assert sum(normal) <= 4
@@ -73,7 +74,7 @@ def test_calibration_holds_false_alarm_rate_on_normals(padim_file, chips):
 def test_missing_model_file_is_a_clear_error(tmp_path):
     """A path that does not exist names itself in the error."""
     with pytest.raises(ArtifactError, match='not found'):
-        AnomalyDetector.load(tmp_path / 'absent.safetensors')
+        load_model(tmp_path / 'absent.safetensors')
 
 
 def test_truncated_model_file_is_rejected(padim_file, tmp_path):
@@ -81,7 +82,7 @@ def test_truncated_model_file_is_rejected(padim_file, tmp_path):
     truncated = tmp_path / 'truncated.safetensors'
     truncated.write_bytes(padim_file.read_bytes()[: padim_file.stat().st_size // 2])
     with pytest.raises(ArtifactError, match='not a readable'):
-        AnomalyDetector.load(truncated)
+        load_model(truncated)
 
 
 def test_pickle_file_is_rejected_without_being_executed(tmp_path):
@@ -97,7 +98,7 @@ def test_pickle_file_is_rejected_without_being_executed(tmp_path):
     bad = tmp_path / 'model.safetensors'
     bad.write_bytes(pickle.dumps(Payload()))
     with pytest.raises(ArtifactError):
-        AnomalyDetector.load(bad)
+        load_model(bad)
     assert not marker.exists()
 
 
@@ -115,7 +116,7 @@ def test_metadata_that_does_not_match_the_tensors_is_rejected(padim_file, tmp_pa
     mislabelled = tmp_path / 'mislabelled.safetensors'
     save_file(tensors, str(mislabelled), metadata={'vad4space': json.dumps(metadata)})
     with pytest.raises(ArtifactError, match='does not match'):
-        AnomalyDetector.load(mislabelled)
+        load_model(mislabelled)
 
 
 def test_unknown_format_is_rejected(padim_file, tmp_path):
@@ -125,7 +126,7 @@ def test_unknown_format_is_rejected(padim_file, tmp_path):
     foreign = tmp_path / 'foreign.safetensors'
     save_file(load_file(str(padim_file)), str(foreign))
     with pytest.raises(ArtifactError, match='no vad4space metadata'):
-        AnomalyDetector.load(foreign)
+        load_model(foreign)
 
 
 @pytest.mark.parametrize('method', sorted(EDGE_OPTIONS))
@@ -147,7 +148,7 @@ def test_edge_profile_detects_craters_and_round_trips(method, backbone, chips, t
     else:  # 5% of 24 images x 12x12 patches
         assert model.memory_bank.shape[0] == int(0.05 * 24 * 144)
 
-    loaded = AnomalyDetector.load(detector.save(tmp_path / f'{method}-edge.safetensors'))
+    loaded = load_model(detector.save(tmp_path / f'{method}-edge.safetensors'))
     np.testing.assert_array_equal(loaded.raw_scores(test_images), scores)
 
 

@@ -69,7 +69,7 @@ def small_padim(lunar_chips: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 def test_replay_detector_evaluator_match_offline_metrics(
         setting1_bag: Path, small_padim: Path, tmp_path: Path) -> None:
-    from vad4space_ros.models.torch_detector import AnomalyDetector
+    from vad4space_ros.deploy.loading import load_model
 
     frames = list(bags.read_benchmark_bag(setting1_bag))
     metrics_file = tmp_path / 'metrics.json'
@@ -94,7 +94,7 @@ def test_replay_detector_evaluator_match_offline_metrics(
                 remappings={'image': bags.IMAGE_TOPIC, 'label': bags.LABEL_TOPIC}) as replay:
         # Offline reference: the same artifact on the same bag pixels, without ROS (computed
         # while the node processes start up).
-        detector = AnomalyDetector.load(small_padim)
+        detector = load_model(small_padim)
         offline = {frame.stamp_ns: detector.predict(frame.image) for frame in frames}
         assert evaluator.wait(timeout=RUN_TIMEOUT) == 0, evaluator.log()
         assert replay.wait(timeout=30.0) == 0, replay.log()

@@ -7,7 +7,7 @@ from sklearn.metrics import roc_auc_score
 import torch
 
 from vad4space_ros.data.synthetic_lunar import render_chip
-from vad4space_ros.models.torch_detector import AnomalyDetector
+from vad4space_ros.deploy.loading import load_model
 from vad4space_ros.training.fitting import fit_detector, FitConfig
 from vad4space_ros.training.robust import (
     leave_one_out_scores, robust_z, RobustConfig, rule_scale, select_outliers)
@@ -118,7 +118,7 @@ def test_robust_patchcore_drops_injected_anomalies_and_recovers_auroc(
     assert robust_detector.metadata['train_count'] == 35 - len(dropped)
     assert 'robust' not in results[False][0].metadata
     assert robust_auroc >= plain_auroc + 0.05, (plain_auroc, robust_auroc)
-    reloaded = AnomalyDetector.load(robust_detector.save(tmp_path / 'robust.safetensors'))
+    reloaded = load_model(robust_detector.save(tmp_path / 'robust.safetensors'))
     assert reloaded.metadata['robust'] == record
 
 

@@ -5,11 +5,13 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
+from vad4space_ros.deploy.artifact import ArtifactError
+from vad4space_ros.deploy.loading import load_model
 from vad4space_ros.deploy.spectral import (
-    as_bands, bands_to_rgb, fit_spectral_fusion, fuse, FusedDetector, load_model, SpectralConfig,
-    SpectralRX)
-from vad4space_ros.models.torch_detector import AnomalyDetector, ArtifactError
+    as_bands, bands_to_rgb, fuse, FusedDetector, SpectralConfig, SpectralRX)
+from vad4space_ros.models.torch_detector import TorchDetector
 from vad4space_ros.training.fitting import fit_detector, FitConfig
+from vad4space_ros.training.spectral_fitting import fit_rx, fit_spectral_fusion
 
 SOIL = np.array([0.075, 0.12, 0.30, 0.31, 0.305, 0.30])
 ROCK = np.array([0.065, 0.095, 0.20, 0.195, 0.19, 0.195])
@@ -45,7 +47,7 @@ def test_rx_flags_a_spectrum_only_anomaly_the_rgb_view_cannot_see(cubes):
     """The RGB views are bit-identical, yet every anomaly outscores every normal cube."""
     for normal, anomaly in zip(cubes['test'], cubes['anomalies']):
         assert np.array_equal(bands_to_rgb(normal), bands_to_rgb(anomaly))
-    rx = SpectralRX.fit(cubes['train'])
+    rx = fit_rx(cubes['train'])
     normal_scores = rx.scores(cubes['calibration'] + cubes['test'])
     anomaly_scores = rx.scores(cubes['anomalies'])
     assert anomaly_scores.min() > normal_scores.max()
@@ -57,7 +59,7 @@ def test_rx_features_ignore_exposure_and_shading():
     """Scaling all bands alike (exposure) leaves the spectral-shape features unchanged."""
     rng = np.random.default_rng(2)
     cube = normal_cube(rng)
-    rx = SpectralRX.fit([normal_cube(rng) for _ in range(8)], SpectralConfig(smoothing=0))
+    rx = fit_rx([normal_cube(rng) for _ in range(8)], SpectralConfig(smoothing=0))
     brighter = np.clip(cube * 1.3, 0, 1)
     assert abs(rx.score(brighter) - rx.score(cube)) < 0.15 * rx.score(cube)
 
@@ -118,7 +120,7 @@ def test_fused_artifact_round_trip(fused, cubes, tmp_path):
     assert np.array_equal(loaded.predict(both[-1]).anomaly_map,
                           fused.predict(both[-1]).anomaly_map)
     plain = fused.rgb.save(tmp_path / 'rgb.safetensors')
-    assert isinstance(load_model(plain), AnomalyDetector)
+    assert isinstance(load_model(plain), TorchDetector)
 
 
 def test_bad_spectral_artifacts_raise_artifact_error(fused, tmp_path):

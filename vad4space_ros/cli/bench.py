@@ -6,9 +6,9 @@ For every fitted model (``.safetensors``; ``.onnx`` exports may be given too) th
 RGB images (synthetic lunar chips, uint8) go through each backend, each in its own worker
 process (so peak memory is per backend), at each thread count:
 
-- ``torch``: ``AnomalyDetector.predict`` (our torch path: preprocessing, model, map upsampling,
+- ``torch``: ``TorchDetector.predict`` (our torch path: preprocessing, model, map upsampling,
   calibration, embedding).
-- ``onnxruntime`` / ``openvino``: ``ExportedDetector.predict`` on our ONNX export (same outputs).
+- ``onnxruntime`` / ``openvino``: ``OnnxDetector.predict`` on our ONNX export (same outputs).
 - ``anomalib-torch``: anomalib's ``TorchInferencer.predict`` on ``model.to_torch()`` of the same
   fitted weights (pickled lightning module, needs ``TRUST_REMOTE_CODE=1``, set for the worker).
 - ``anomalib-openvino``: anomalib's ``OpenVINOInferencer.predict`` on ``model.to_openvino()``
@@ -90,13 +90,13 @@ def anomalib_module(detector: Any) -> Any:
 def prepare(model: Path, work: Path, backends: list[str]) -> dict[str, Any]:
     """Write the files each backend loads for ``model``; return {backend: files or error}."""
     from vad4space_ros.models.export import export_onnx
-    from vad4space_ros.models.torch_detector import AnomalyDetector
+    from vad4space_ros.deploy.loading import load_model
 
     stem = work / model.stem
     prepared: dict[str, Any] = {}
     if model.suffix == '.onnx':
         return {b: [str(model)] for b in backends if b in ('onnxruntime', 'openvino')}
-    detector = AnomalyDetector.load(model)
+    detector = load_model(model)
     if 'torch' in backends:
         prepared['torch'] = [str(model)]
     if {'onnxruntime', 'openvino'} & set(backends):
@@ -156,12 +156,12 @@ def _load_backend(backend: str, files: list[str], threads: int, scratch: Path,
                   input_size: tuple[int, int]) -> Any:
     """Return a function image -> raw score that runs the full predict path of ``backend``."""
     if backend == 'torch':
-        from vad4space_ros.models.torch_detector import AnomalyDetector
-        detector = AnomalyDetector.load(files[0])
+        from vad4space_ros.deploy.loading import load_model
+        detector = load_model(files[0])
         return lambda image: detector.predict(image).raw_score
     if backend in ('onnxruntime', 'openvino'):
-        from vad4space_ros.deploy.onnx_detector import ExportedDetector
-        detector = ExportedDetector.load(files[0], backend, threads)
+        from vad4space_ros.deploy.loading import load_model
+        detector = load_model(files[0], backend, threads)
         return lambda image: detector.predict(image).raw_score
     if backend == 'anomalib-torch':
         from anomalib.deploy import TorchInferencer
@@ -192,11 +192,11 @@ def _memory_mb(field: str) -> float:
 
 def _describe(model: Path) -> dict[str, Any]:
     if model.suffix == '.onnx':
-        from vad4space_ros.deploy.onnx_detector import ExportedDetector
-        metadata = ExportedDetector.load(model).metadata
+        from vad4space_ros.deploy.loading import load_model
+        metadata = load_model(model).metadata
     else:
-        from vad4space_ros.models.torch_detector import AnomalyDetector
-        metadata = AnomalyDetector.load(model).metadata
+        from vad4space_ros.deploy.loading import load_model
+        metadata = load_model(model).metadata
     return {'method': metadata['method'], 'model_id': metadata['model_id'],
             'input_size': metadata['input_size'], 'export': metadata.get('export')}
 

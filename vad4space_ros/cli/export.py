@@ -11,23 +11,23 @@ def run_export(args: argparse.Namespace) -> int:
     """Export, optionally quantise, then compare the exported scores with torch."""
     from vad4space_ros.cli.fit import image_files
     from vad4space_ros.data.samples import load_rgb
-    from vad4space_ros.deploy.onnx_detector import ExportedDetector
+    from vad4space_ros.deploy.loading import load_model
     from vad4space_ros.models.export import export_onnx, ExportOptions, quantize_int8
-    from vad4space_ros.models.torch_detector import AnomalyDetector
+    from vad4space_ros.models.torch_detector import load_artifact
 
     needs_calibration = args.padim_features is not None or args.int8
     if needs_calibration and not args.calibration_dir:
         raise ValueError('--padim-features and --int8 need --calibration-dir (normal images)')
     calibration = ([load_rgb(p) for p in image_files(args.calibration_dir)]
                    if args.calibration_dir else None)
-    detector = AnomalyDetector.load(args.model)
+    detector = load_artifact(args.model)
     options = ExportOptions(dynamic_batch=not args.fixed_batch, weights_fp16=args.fp16,
                             padim_features=args.padim_features, seed=args.seed)
     output = Path(args.output)
     path = export_onnx(detector, output, options, calibration)
     if args.int8:
         path = quantize_int8(path, path, calibration)
-    exported = ExportedDetector.load(path)
+    exported = load_model(path)
     source_mb = Path(args.model).stat().st_size / 1e6
     print(f'wrote {path} ({path.stat().st_size / 1e6:.1f} MB; source {source_mb:.1f} MB), '
           f'model_id {exported.model_id}')

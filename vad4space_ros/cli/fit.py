@@ -37,9 +37,9 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--robust', choices=('mad', 'fraction'),
                         help='screen the training set for contamination first and drop the '
-                             'most atypical images by this rule (see core/robust.py)')
+                             'most atypical images by this rule (see training/robust.py)')
     parser.add_argument('--profile', choices=('default', 'edge'), default='default',
-                        help="'edge': the onboard options of core/methods.py EDGE_OPTIONS "
+                        help="'edge': the onboard options of models/methods.py EDGE_OPTIONS "
                              '(compact PaDiM, 1%% PatchCore coreset)')
     parser.add_argument('--method-option', action='append', default=[], metavar='KEY=JSON',
                         help='set a method option, e.g. n_features=64 or levels=[2,3] '
@@ -76,8 +76,8 @@ def fit_config(args: argparse.Namespace):
 
 def run_fit(args: argparse.Namespace) -> int:
     """Fit on a folder of normal images and write the model file."""
-    from vad4space_ros.deploy.spectral import fit_fused_detector
     from vad4space_ros.training.fitting import fit_detector
+    from vad4space_ros.training.spectral_fitting import fit_fused_detector
     train = image_files(args.train_dir)
     calibration = image_files(args.calibration_dir) if args.calibration_dir else None
     print(f'fitting {args.method} on {len(train)} images from {args.train_dir}'
@@ -89,13 +89,21 @@ def run_fit(args: argparse.Namespace) -> int:
     print(f'wrote {path} ({path.stat().st_size / 1e6:.1f} MB), model_id {detector.model_id}, '
           f'RGB raw threshold {calibration_info["threshold"]:.4g} '
           f'(false-alarm rate {calibration_info["false_alarm_rate"]})')
+    if args.export:
+        from vad4space_ros.deploy.loading import load_onnx
+        from vad4space_ros.models.export import export_onnx, ExportOptions
+        onboard = export_onnx(detector, args.export, ExportOptions(weights_fp16=args.fp16))
+        print(f'wrote the onboard model {onboard} ({onboard.stat().st_size / 1e6:.1f} MB, '
+              f'model_id {load_onnx(onboard).model_id}): run it with vad4space_detector '
+              f'-p model_path:={onboard}')
     return 0
 
 
 def run_score(args: argparse.Namespace) -> int:
     """Print the calibrated score of each image (file or folder)."""
     from vad4space_ros.data.samples import load_bands
-    from vad4space_ros.deploy.spectral import FusedDetector, load_model
+    from vad4space_ros.deploy.loading import load_model
+    from vad4space_ros.deploy.spectral import FusedDetector
     detector = load_model(args.model)
     load = load_bands if isinstance(detector, FusedDetector) else load_rgb
     files = [f for target in args.images
@@ -114,9 +122,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument('--calibration-dir',
                      help='held-out normal images for the threshold (default: 20%% of train)')
     fit.add_argument('--output', required=True, help='model file to write (.safetensors)')
+    fit.add_argument('--export', metavar='MODEL.onnx',
+                     help='also write the onboard model: one ONNX file the detector node runs '
+                          'with ONNX Runtime, without torch (see `vad4space export`)')
+    fit.add_argument('--fp16', action='store_true',
+                     help='with --export: store large weights as float16 (half the file)')
     fit.add_argument('--spectral-fusion', action='store_true',
                      help='also fit the per-pixel RX branch on all bands of 6-band .npy tiles '
-                          'and fuse it with the RGB score (see core/spectral.py)')
+                          'and fuse it with the RGB score (see deploy/spectral.py)')
     add_fit_arguments(fit)
     fit.set_defaults(func=run_fit)
     score = subparsers.add_parser('score', help='score images with a fitted model')

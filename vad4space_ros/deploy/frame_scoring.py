@@ -3,7 +3,7 @@
 The detector node decodes a frame (:mod:`.image_encoding`) and hands the pixels to a
 :class:`FrameScorer`, which knows what the loaded model needs:
 
-- **plain or exported model** (:class:`~.detector.AnomalyDetector`): the frame becomes HxW or
+- **plain or exported model** (:class:`~.detector.Detector`): the frame becomes HxW or
   HxWx3 uint8 RGB by :func:`.image_encoding.to_rgb8` (6-band frames: the bands named
   by ``ScaleOptions.rgb_bands``);
 - **fused model** (:class:`~.spectral.FusedDetector`, ``vad4space fit --spectral-fusion``): the
@@ -25,13 +25,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vad4space_ros.deploy.calibration import CALIBRATED_THRESHOLD
+from vad4space_ros.deploy.detector import Prediction
 from vad4space_ros.deploy.heatmap import map_range_from_calibration
 from vad4space_ros.deploy.image_encoding import (
     ENCODINGS, ImageEncodingError, MULTISPECTRAL_BANDS, ScaleOptions, to_rgb8)
+from vad4space_ros.deploy.loading import Model
 from vad4space_ros.deploy.spectral import bands_to_rgb, FusedDetector
-from vad4space_ros.models.torch_detector import AnomalyDetector, Prediction
-
-Model = AnomalyDetector | FusedDetector
 
 
 def band_cube(pixels: np.ndarray, encoding: str, options: ScaleOptions) -> np.ndarray:

@@ -1,13 +1,52 @@
-"""Open any model file and return what scores frames with it."""
+"""Open any model file and return the detector that scores frames with it.
+
+- ``.onnx`` (``vad4space export``, or ``vad4space fit --export``): the onboard artifact, run by
+  ONNX Runtime (or OpenVINO, ``VAD4SPACE_RUNTIME``), with NumPy/OpenCV around it. Torch is never
+  imported. A fused 6-band export carries the RX statistics in its metadata.
+- anything else (``.safetensors`` from ``vad4space fit``): the torch stack is imported here, only
+  then, and rebuilds the anomalib model (plain or fused).
+
+Each file is opened once. Every detector runs one test inference at load, so a file whose
+metadata disagrees with its tensors or graph is refused with :class:`~.artifact.ArtifactError`.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-from vad4space_ros.deploy.spectral import load_model as _load_any
+import numpy as np
 
-__all__ = ['load_model']
+from vad4space_ros.deploy.artifact import ArtifactError
+from vad4space_ros.deploy.detector import Detector
+from vad4space_ros.deploy.onnx_detector import OnnxDetector, open_onnx
+from vad4space_ros.deploy.spectral import (
+    fused_from_metadata, FusedDetector, rgb_branch_metadata, SPECTRAL_PREFIX)
+
+Model = Detector | FusedDetector
 
 
-def load_model(path: str | Path):
-    """Load a plain or fused ``.safetensors`` model or an exported ``.onnx`` file."""
-    return _load_any(path)
+def load_model(path: str | Path, runtime: str | None = None,
+               threads: int | None = None) -> Model:
+    """Load a model file; ``runtime`` and ``threads`` apply to ``.onnx`` files."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f'model file not found: {path}')
+    if path.suffix.lower() != '.onnx':
+        from vad4space_ros.models.torch_detector import load_artifact
+        return load_artifact(path)
+    return load_onnx(path, runtime, threads)
+
+
+def load_onnx(path: str | Path, runtime: str | None = None,
+              threads: int | None = None) -> Model:
+    """Load an exported model file (plain or fused), whatever its name."""
+    path = Path(path)
+    run, metadata, runtime = open_onnx(path, runtime, threads)
+    if 'spectral' not in metadata:
+        detector = OnnxDetector(run, metadata, runtime)
+        detector.verify(path)
+        return detector
+    rgb = OnnxDetector(run, rgb_branch_metadata(metadata), runtime)
+    rgb.verify(path)
+    statistics = {name: np.asarray(metadata['spectral'].get(name, ()), np.float64)
+                  for name in (SPECTRAL_PREFIX + 'mean', SPECTRAL_PREFIX + 'inverse_covariance')}
+    return fused_from_metadata(rgb, metadata, statistics, path)

@@ -1,9 +1,9 @@
-"""Run an exported ONNX detector (see :mod:`.export`) with ONNX Runtime or OpenVINO.
+"""Run an exported ONNX detector (``vad4space export``) with ONNX Runtime or OpenVINO.
 
-:class:`ExportedDetector` has the interface of :class:`.detector.AnomalyDetector` (``predict``,
-``infer``, ``raw_scores``, ``metadata``, ``calibration``, ``method``, ``model_id``, ...), so
-the detector node loads either file type through ``AnomalyDetector.load``. OpenVINO reads the
-same ``.onnx`` file; no model cache is written (OpenVINO's CACHE_DIR stays unset).
+The exported graph takes the normalised image batch and returns ``pred_score``,
+``anomaly_map`` and ``embedding``; the file's ``metadata_props`` carry the vad4space metadata
+(:mod:`.artifact`). ONNX is a protobuf, not pickle: loading an untrusted file executes no
+Python code. OpenVINO reads the same ``.onnx`` file; no model cache is written.
 """
 from __future__ import annotations
 
@@ -13,63 +13,48 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from vad4space_ros.deploy.preprocess import to_model_input
-from vad4space_ros.models.backbones import get_backbone
-from vad4space_ros.models.torch_detector import AnomalyDetector, ArtifactError, parse_metadata
+from vad4space_ros.deploy.artifact import ArtifactError, EXPORT_FORMAT, parse_metadata
+from vad4space_ros.deploy.detector import Detector, Outputs
 
 RUNTIMES = ('onnxruntime', 'openvino')
-EXPORT_SUFFIX = '.onnx'
+RUNTIME_ENV = 'VAD4SPACE_RUNTIME'
+Runner = Callable[[np.ndarray], Sequence[np.ndarray]]
 
 
-class ExportedDetector(AnomalyDetector):
-    """A detector whose model runs in ONNX Runtime or OpenVINO instead of torch."""
+class OnnxDetector(Detector):
+    """A detector whose exported graph runs in ONNX Runtime or OpenVINO."""
 
-    def __init__(self, run: Callable[[np.ndarray], Sequence[np.ndarray]],
-                 metadata: dict[str, Any], runtime: str, path: Path) -> None:
-        self.model = None
-        self.metadata = metadata
+    def __init__(self, run: Runner, metadata: dict[str, Any], runtime: str) -> None:
+        super().__init__(metadata)
         self.runtime = runtime
-        self.path = path
         self._run = run
 
-    def infer(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Return raw scores (B), maps at model resolution (BxHxW) and embeddings (BxD)."""
-        spec = get_backbone(self.metadata['backbone'])
-        batch = to_model_input(images, self.input_size, spec.mean, spec.std)
+    def run(self, batch: np.ndarray) -> Outputs:
+        """Run the graph on a normalised Bx3xHxW batch."""
         scores, maps, embeddings = self._run(batch)
-        return (np.asarray(scores, np.float32).reshape(-1), np.asarray(maps, np.float32),
-                np.asarray(embeddings, np.float32))
-
-    def save(self, path: str | Path) -> Path:
-        """Copy the exported file to ``path``; return it."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + '.partial')
-        temporary.write_bytes(self.path.read_bytes())
-        temporary.replace(path)
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path, runtime: str = 'onnxruntime',
-             threads: int | None = None) -> 'ExportedDetector':
-        """Load an exported ``.onnx`` detector; raise ArtifactError when unusable."""
-        path = Path(path)
-        if runtime not in RUNTIMES:
-            raise ValueError(f'unknown runtime {runtime!r}; choose one of {RUNTIMES}')
-        if not path.is_file():
-            raise ArtifactError(f'model file not found: {path}')
-        loader = _onnxruntime_session if runtime == 'onnxruntime' else _openvino_model
-        try:
-            run, header = loader(path, threads)
-        except Exception as error:  # the runtimes raise their own (non-standard) error types
-            raise ArtifactError(f'{path} is not a readable exported model: {error}') from None
-        metadata = parse_metadata(path, header)
-        if metadata.get('export', {}).get('format') is None:
-            raise ArtifactError(f'{path}: metadata lacks the export section')
-        return cls(run, metadata, runtime, path)
+        return scores, maps, embeddings
 
 
-def _onnxruntime_session(path: Path, threads: int | None) -> tuple[Callable, dict[str, str]]:
+def open_onnx(path: Path, runtime: str | None = None,
+              threads: int | None = None) -> tuple[Runner, dict[str, Any], str]:
+    """Open an exported model; return its runner, validated metadata and the runtime used."""
+    runtime = runtime or default_runtime()
+    if runtime not in RUNTIMES:
+        raise ValueError(f'unknown runtime {runtime!r}; choose one of {RUNTIMES}')
+    if not path.is_file():
+        raise ArtifactError(f'model file not found: {path}')
+    loader = _onnxruntime_session if runtime == 'onnxruntime' else _openvino_model
+    try:
+        run, header = loader(path, threads)
+    except Exception as error:  # the runtimes raise their own (non-standard) error types
+        raise ArtifactError(f'{path} is not a readable exported model: {error}') from None
+    metadata = parse_metadata(path, header)
+    if metadata.get('export', {}).get('format') != EXPORT_FORMAT:
+        raise ArtifactError(f'{path}: metadata lacks the {EXPORT_FORMAT} export section')
+    return run, metadata, runtime
+
+
+def _onnxruntime_session(path: Path, threads: int | None) -> tuple[Runner, dict[str, str]]:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -88,18 +73,18 @@ def _onnxruntime_session(path: Path, threads: int | None) -> tuple[Callable, dic
     return run, header
 
 
-def _openvino_model(path: Path, threads: int | None) -> tuple[Callable, dict[str, str]]:
-    import onnx
+def _openvino_model(path: Path, threads: int | None) -> tuple[Runner, dict[str, str]]:
     import openvino
 
-    proto = onnx.load(str(path), load_external_data=False)
-    header = {entry.key: entry.value for entry in proto.metadata_props}
-    del proto
     core = openvino.Core()
+    model = core.read_model(str(path))
+    header = {}
+    if model.has_rt_info(['framework', 'vad4space']):
+        header['vad4space'] = model.get_rt_info(['framework', 'vad4space']).astype(str)
     config: dict[str, Any] = {'PERFORMANCE_HINT': 'LATENCY'}
     if threads:
         config['INFERENCE_NUM_THREADS'] = threads
-    compiled = core.compile_model(core.read_model(str(path)), 'CPU', config)
+    compiled = core.compile_model(model, 'CPU', config)
     request = compiled.create_infer_request()
     outputs = compiled.outputs
 
@@ -112,7 +97,7 @@ def _openvino_model(path: Path, threads: int | None) -> tuple[Callable, dict[str
 
 def default_runtime() -> str:
     """Runtime chosen by ``VAD4SPACE_RUNTIME`` (default onnxruntime)."""
-    runtime = os.environ.get('VAD4SPACE_RUNTIME', 'onnxruntime')
+    runtime = os.environ.get(RUNTIME_ENV, 'onnxruntime')
     if runtime not in RUNTIMES:
-        raise ValueError(f'VAD4SPACE_RUNTIME={runtime!r}; choose one of {RUNTIMES}')
+        raise ValueError(f'{RUNTIME_ENV}={runtime!r}; choose one of {RUNTIMES}')
     return runtime

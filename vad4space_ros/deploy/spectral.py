@@ -10,7 +10,8 @@ pixels and flags pixels whose spectrum is unlikely under that model (Reed-Xiaoli
   ``mean(l) - (tile mean of mean(l))``.
 - **RX map**: squared Mahalanobis distance of each pixel's features to the mean and covariance
   of the normal training pixels (ridge ``ridge * trace/F`` added for stability), smoothed with a
-  Gaussian of ``smoothing`` px (noise suppression; thin veins survive sigma = 1).
+  Gaussian of ``smoothing`` px, radius 4 sigma, edges replicated (noise suppression; thin veins
+  survive sigma = 1).
 - **Image score**: the ``quantile`` (default 0.99) of the map, i.e. robust to a few noisy
   pixels but triggered by any feature covering ~1% of the tile.
 
@@ -22,35 +23,34 @@ at the target false-alarm rate". Maps: the RGB map (model resolution, resized to
 the spectral map (tile resolution) are each put on their branch's calibrated scale, combined with
 the same rule and mapped through the final calibration.
 
-Artifact: the RGB model's safetensors file plus tensors ``spectral.mean`` and
-``spectral.inverse_covariance``; the JSON metadata gains a ``spectral`` section (config, both
-calibrations, rule, which bands form the RGB view). :func:`load_model` returns an
-:class:`~.detector.AnomalyDetector` (also for an exported ``.onnx`` file) or a
-:class:`FusedDetector` as the file requires.
+Model files: a fused ``.safetensors`` file is the RGB model's file plus tensors ``spectral.mean``
+and ``spectral.inverse_covariance``; an exported fused ``.onnx`` file is the RGB branch's graph
+with the same statistics as lists in the metadata (``spectral.mean``, ``spectral.
+inverse_covariance``: 42 numbers). Either way the JSON metadata has a ``spectral`` section (config,
+both calibrations, rule, which bands form the RGB view); :func:`fused_from_metadata` rebuilds the
+detector from it. This module is NumPy/OpenCV only: the RX branch runs the same on the vehicle
+as in fitting (``vad4space_ros.training.spectral_fitting`` estimates it).
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-import json
 from pathlib import Path
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
+import cv2
 import numpy as np
-from safetensors import safe_open, SafetensorError
-from safetensors.torch import save_file
-from scipy.ndimage import gaussian_filter
-import torch
-from torch.nn import functional as F
 
+from vad4space_ros.deploy.artifact import ArtifactError
 from vad4space_ros.deploy.calibration import CALIBRATED_THRESHOLD, Calibration
-from vad4space_ros.models.torch_detector import (
-    AnomalyDetector, ArtifactError, detached_state, METADATA_KEY, parse_metadata, Prediction)
+from vad4space_ros.deploy.detector import Detector, Prediction
+from vad4space_ros.deploy.preprocess import resize_map
 
 SPECTRAL_PREFIX = 'spectral.'
 FUSION_RULES = ('max', 'mean')
 LOG_OFFSET = 2.0 / 255.0
 MASTCAM_RGB_BANDS = (2, 1, 0)
+RX_SUFFIX = '+rx'
 
 
 @dataclass(frozen=True)
@@ -108,27 +108,15 @@ class SpectralRX:
         self.inverse_covariance = np.asarray(inverse_covariance, dtype=np.float64)
         self.config = config
 
-    @classmethod
-    def fit(cls, cubes: Sequence[np.ndarray], config: SpectralConfig = SpectralConfig(),
-            seed: int = 0) -> 'SpectralRX':
-        """Estimate the normal pixels' mean and covariance (a random pixel subset if many)."""
-        if not cubes:
-            raise ValueError('the spectral branch needs training images')
-        features = np.concatenate([pixel_features(c).reshape(-1, 6) for c in cubes])
-        if len(features) > config.max_pixels:
-            rng = np.random.default_rng(seed)
-            features = features[rng.choice(len(features), config.max_pixels, replace=False)]
-        mean = features.mean(axis=0)
-        covariance = np.cov(features, rowvar=False)
-        covariance += np.eye(6) * config.ridge * np.trace(covariance) / 6.0
-        return cls(mean, np.linalg.inv(covariance), config)
-
     def anomaly_map(self, cube: np.ndarray) -> np.ndarray:
         """Return the smoothed squared Mahalanobis distance of each pixel (HxW float32)."""
         centred = pixel_features(cube) - self.mean
         distances = np.einsum('hwi,ij,hwj->hw', centred, self.inverse_covariance, centred)
         if self.config.smoothing > 0:
-            distances = gaussian_filter(distances, self.config.smoothing, mode='nearest')
+            radius = int(4.0 * self.config.smoothing + 0.5)
+            distances = cv2.GaussianBlur(distances, (2 * radius + 1, 2 * radius + 1),
+                                         self.config.smoothing,
+                                         borderType=cv2.BORDER_REPLICATE)
         return distances.astype(np.float32)
 
     def score_map(self, anomaly_map: np.ndarray) -> float:
@@ -143,11 +131,10 @@ class SpectralRX:
         """Return the image scores of many cubes."""
         return np.array([self.score(c) for c in cubes], dtype=np.float64)
 
-    def to_tensors(self) -> dict[str, torch.Tensor]:
-        """Return the statistics as ``spectral.*`` tensors for the artifact."""
-        return {SPECTRAL_PREFIX + 'mean': torch.from_numpy(self.mean.copy()),
-                SPECTRAL_PREFIX + 'inverse_covariance':
-                    torch.from_numpy(self.inverse_covariance.copy())}
+    def statistics(self) -> dict[str, np.ndarray]:
+        """Return the statistics by their model-file names (``spectral.*``)."""
+        return {SPECTRAL_PREFIX + 'mean': self.mean.copy(),
+                SPECTRAL_PREFIX + 'inverse_covariance': self.inverse_covariance.copy()}
 
 
 def fuse(rgb_calibrated: np.ndarray | float, spectral_calibrated: np.ndarray | float,
@@ -161,9 +148,9 @@ def fuse(rgb_calibrated: np.ndarray | float, spectral_calibrated: np.ndarray | f
 
 
 class FusedDetector:
-    """An RGB :class:`AnomalyDetector` plus the spectral RX branch, fused per the rule."""
+    """An RGB :class:`~.detector.Detector` plus the spectral RX branch, fused per the rule."""
 
-    def __init__(self, rgb: AnomalyDetector, spectral: SpectralRX,
+    def __init__(self, rgb: Detector, spectral: SpectralRX,
                  spectral_calibration: Calibration, fusion_calibration: Calibration) -> None:
         self.rgb = rgb
         self.spectral = spectral
@@ -187,7 +174,7 @@ class FusedDetector:
     @property
     def model_id(self) -> str:
         """The RGB model id with a ``+rx`` suffix."""
-        return self.rgb.model_id + '+rx'
+        return self.rgb.model_id + RX_SUFFIX
 
     @property
     def method(self) -> str:
@@ -225,8 +212,7 @@ class FusedDetector:
         start = time.perf_counter()
         rgb_image = bands_to_rgb(bands, self.config.rgb_bands)
         raw, maps, embeddings = self.rgb.infer([rgb_image])
-        rgb_map = F.interpolate(torch.from_numpy(maps[:1, None]), size=bands.shape[:2],
-                                mode='bilinear', align_corners=False)[0, 0].numpy()
+        rgb_map = resize_map(maps[0], bands.shape[:2])
         spectral_map = self.spectral.anomaly_map(bands)
         rgb_score = self.rgb.calibration.normalise(float(raw[0]))
         spectral_score = self.spectral_calibration.normalise(
@@ -243,101 +229,37 @@ class FusedDetector:
                           embedding=embeddings[0], latency_ms=latency_ms)
 
     def save(self, path: str | Path) -> Path:
-        """Write one safetensors file: RGB model tensors + ``spectral.*`` tensors."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {**detached_state(self.rgb.model), **self.spectral.to_tensors()}
-        temporary = path.with_name(path.name + '.partial')
-        save_file(tensors, str(temporary), metadata={METADATA_KEY: json.dumps(self.metadata)})
-        temporary.replace(path)
-        return path
+        """Write one model file: the RGB branch's, plus the RX statistics and fusion metadata.
 
-    @classmethod
-    def from_artifact(cls, path: Path, metadata: dict[str, Any],
-                      state: dict[str, torch.Tensor]) -> 'FusedDetector':
-        """Rebuild from a parsed artifact (metadata with a ``spectral`` section)."""
-        section = metadata['spectral']
-        try:
-            options = dict(section['config'])
-            options['rgb_bands'] = tuple(options['rgb_bands'])
-            spectral = SpectralRX(state.pop(SPECTRAL_PREFIX + 'mean').numpy(),
-                                  state.pop(SPECTRAL_PREFIX + 'inverse_covariance').numpy(),
-                                  SpectralConfig(**options))
-            spectral_calibration = Calibration(**section['calibration'])
-            fusion_calibration = Calibration(**section['fusion_calibration'])
-        except (KeyError, TypeError, ValueError) as error:
-            raise ArtifactError(f'{path}: bad spectral section: {error}') from None
-        if spectral.mean.shape != (6,) or spectral.inverse_covariance.shape != (6, 6):
-            raise ArtifactError(f'{path}: spectral statistics have the wrong shape')
-        rgb_metadata = {k: v for k, v in metadata.items() if k != 'spectral'}
-        rgb_metadata['model_id'] = metadata['model_id'].removesuffix('+rx')
-        try:
-            rgb = AnomalyDetector.from_state(rgb_metadata, state)
-        except (RuntimeError, ValueError, KeyError) as error:
-            raise ArtifactError(f'{path} does not match its metadata: {error}') from None
-        return cls(rgb, spectral, spectral_calibration, fusion_calibration)
+        The RGB branch must be able to save itself (a torch model from fitting).
+        """
+        return self.rgb.save(path, metadata=self.metadata, extra_arrays=self.spectral.statistics())
 
 
-def load_model(path: str | Path) -> AnomalyDetector | FusedDetector:
-    """Load any model file: a FusedDetector when it has a spectral branch, else AnomalyDetector.
+def fused_from_metadata(rgb: Detector, metadata: dict[str, Any],
+                        statistics: dict[str, np.ndarray], source: Any) -> FusedDetector:
+    """Rebuild a fused detector from its ``spectral`` metadata section and RX statistics.
 
-    An exported ``.onnx`` file loads through :meth:`AnomalyDetector.load` (RGB only).
+    ``rgb`` is the already loaded RGB branch; ``source`` names the file in errors.
     """
-    path = Path(path)
-    if path.suffix.lower() == '.onnx':
-        return AnomalyDetector.load(path)
-    if not path.is_file():
-        raise ArtifactError(f'model file not found: {path}')
+    section = metadata['spectral']
     try:
-        with safe_open(str(path), framework='pt') as artifact:
-            metadata = parse_metadata(path, artifact.metadata() or {})
-            if 'spectral' not in metadata:
-                return AnomalyDetector.load(path)
-            state = {key: artifact.get_tensor(key) for key in artifact.keys()}
-    except (SafetensorError, OSError) as error:
-        raise ArtifactError(f'{path} is not a readable vad4space model: {error}') from None
-    return FusedDetector.from_artifact(path, metadata, state)
+        options = dict(section['config'])
+        options['rgb_bands'] = tuple(options['rgb_bands'])
+        spectral = SpectralRX(np.asarray(statistics[SPECTRAL_PREFIX + 'mean'], np.float64),
+                              np.asarray(statistics[SPECTRAL_PREFIX + 'inverse_covariance'],
+                                         np.float64), SpectralConfig(**options))
+        spectral_calibration = Calibration(**section['calibration'])
+        fusion_calibration = Calibration(**section['fusion_calibration'])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ArtifactError(f'{source}: bad spectral section: {error}') from None
+    if spectral.mean.shape != (6,) or spectral.inverse_covariance.shape != (6, 6):
+        raise ArtifactError(f'{source}: spectral statistics have the wrong shape')
+    return FusedDetector(rgb, spectral, spectral_calibration, fusion_calibration)
 
 
-def fit_spectral_fusion(rgb: AnomalyDetector, train: Sequence[np.ndarray],
-                        calibration: Sequence[np.ndarray],
-                        config: SpectralConfig = SpectralConfig(), seed: int = 0,
-                        false_alarm_rate: float | None = None) -> FusedDetector:
-    """Add a spectral branch fitted on normal band cubes to a fitted RGB detector.
-
-    ``calibration`` (held-out normal cubes, ideally the RGB model's own calibration images)
-    calibrates the spectral score and the fused score; the false-alarm rate defaults to the
-    RGB model's.
-    """
-    rate = false_alarm_rate or rgb.calibration.false_alarm_rate
-    spectral = SpectralRX.fit(train, config, seed)
-    spectral_calibration = Calibration.from_normal_scores(spectral.scores(calibration), rate)
-    partial = FusedDetector(rgb, spectral, spectral_calibration, Calibration(1.0, 0.0, rate, 0))
-    rgb_scores, spectral_scores = partial.branch_scores(calibration)
-    partial.fusion_calibration = Calibration.from_normal_scores(
-        fuse(rgb_scores, spectral_scores, config.fusion), rate)
-    return partial
-
-
-def fit_fused_detector(train: Sequence[str | Path], fit_config: Any,
-                       calibration: Sequence[str | Path] | None = None,
-                       config: SpectralConfig = SpectralConfig(),
-                       load_cube: Callable[[Path], np.ndarray] | None = None) -> FusedDetector:
-    """Fit the RGB method (``fit_config``: a FitConfig) and the spectral branch on band files.
-
-    With ``fit_config.robust`` set, the spectral branch skips the images the screening dropped.
-    """
-    from vad4space_ros.data.samples import load_bands
-    from vad4space_ros.training.fitting import fit_detector, split_calibration
-    read = load_cube or load_bands
-    if calibration is None:
-        train, calibration = split_calibration(list(train), fit_config.calibration_fraction,
-                                               fit_config.seed)
-    train_cubes = [as_bands(read(Path(p))) for p in train]
-    calibration_cubes = [as_bands(read(Path(p))) for p in calibration]
-    rgb = fit_detector([bands_to_rgb(c, config.rgb_bands) for c in train_cubes], fit_config,
-                       [bands_to_rgb(c, config.rgb_bands) for c in calibration_cubes])
-    dropped = set(rgb.metadata.get('robust', {}).get('dropped_indices', []))
-    kept_cubes = [c for i, c in enumerate(train_cubes) if i not in dropped]
-    return fit_spectral_fusion(rgb, kept_cubes, calibration_cubes, config, fit_config.seed,
-                               fit_config.false_alarm_rate)
+def rgb_branch_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Return a fused model's metadata as its RGB branch's (no spectral section or suffix)."""
+    rgb = {key: value for key, value in metadata.items() if key != 'spectral'}
+    rgb['model_id'] = metadata['model_id'].removesuffix(RX_SUFFIX)
+    return rgb

@@ -1,6 +1,6 @@
 """Model footprint, per-image latency and peak memory of a fitted detector (Table III).
 
-Definitions (all on the deployable path, :meth:`AnomalyDetector.predict` on one image):
+Definitions (all on the deployable path, :meth:`TorchDetector.predict` on one image):
 
 - ``artifact_mb``: size of the ``.safetensors`` model file on disk (MB = 10^6 bytes).
 - ``state_mb``: the paper's "memory footprint": bytes of all parameters and buffers (backbone,
@@ -81,14 +81,14 @@ def measure_in_process(model_path: Path, image_paths: Sequence[Path], warmup: in
     import torch
 
     from vad4space_ros.data.samples import load_rgb
-    from vad4space_ros.models.torch_detector import AnomalyDetector
+    from vad4space_ros.deploy.loading import load_model
 
     torch.set_num_threads(threads)
     images = [load_rgb(path) for path in image_paths]
     if not images:
         raise ValueError('resource measurement needs at least one image')
     base_rss = rss_mb()
-    detector = AnomalyDetector.load(model_path)
+    detector = load_model(model_path)
     for index in range(warmup):
         detector.predict(images[index % len(images)])
     model_rss = rss_mb() - base_rss

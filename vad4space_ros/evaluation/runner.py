@@ -298,7 +298,7 @@ def _plots(result: BenchmarkResult, models: dict[str, dict[str, Path]],
            splits: dict[int, Split], cache: _ImageCache,
            scores: list[dict[str, Any]]) -> dict[str, str]:
     from vad4space_ros.evaluation import plots
-    from vad4space_ros.models.torch_detector import AnomalyDetector
+    from vad4space_ros.deploy.loading import load_model
 
     files: dict[str, str] = {}
     for setting in splits:
@@ -311,7 +311,7 @@ def _plots(result: BenchmarkResult, models: dict[str, dict[str, Path]],
     test = splits[setting].test
     for method, paths in models.items():
         model = paths.get('clean') or next(iter(paths.values()))
-        detector = AnomalyDetector.load(model)
+        detector = load_model(model)
         by_path = {row['path']: row['score'] for row in scores
                    if row['method'] == method and row['setting'] == setting}
         path = result.out_dir / f'gallery_{result.dataset}_{method}.png'

@@ -3,7 +3,7 @@
 The exported graph takes the normalised image batch (``image``, Bx3xHxW float32, as prepared by
 :func:`.preprocess.to_model_input`) and returns ``pred_score`` (B), ``anomaly_map`` (BxHxW at
 model resolution) and ``embedding`` (BxD, the L2-normalised global-average-pooled deepest
-backbone level, exactly what :class:`.detector.AnomalyDetector` hooks out for the downlink).
+backbone level, exactly what :class:`.detector.TorchDetector` hooks out for the downlink).
 The vad4space metadata (method, backbone, input size, normalisation, calibration, plus an
 ``export`` section) is stored in the ONNX ``metadata_props`` under ``vad4space``, so the one
 file is a complete detector: :mod:`.runtime` runs it with ONNX Runtime or OpenVINO. ONNX is a
@@ -51,13 +51,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from vad4space_ros.atomic_files import atomic_output
+from vad4space_ros.deploy.artifact import EXPORT_FORMAT, METADATA_KEY
+from vad4space_ros.deploy.calibration import Calibration
+from vad4space_ros.deploy.loading import load_onnx
 from vad4space_ros.deploy.preprocess import to_model_input
+from vad4space_ros.deploy.spectral import FusedDetector
 from vad4space_ros.models.backbones import backbone_weights, get_backbone
 from vad4space_ros.models.methods import build_method
-from vad4space_ros.models.torch_detector import AnomalyDetector, detached_state, feature_backbone
-from vad4space_ros.models.torch_detector import METADATA_KEY
+from vad4space_ros.models.torch_detector import detached_state, feature_backbone, TorchDetector
 
-EXPORT_FORMAT = 'vad4space-onnx/1'
 INPUT_NAME = 'image'
 OUTPUT_NAMES = ('pred_score', 'anomaly_map', 'embedding')
 OPSET = 17
@@ -210,7 +213,7 @@ def separable_gaussian_blur() -> Iterator[None]:
         GaussianBlur2d.forward = original
 
 
-def rebuild_module(detector: AnomalyDetector) -> nn.Module:
+def rebuild_module(detector: TorchDetector) -> nn.Module:
     """Return a fresh anomalib lightning module holding the detector's fitted weights."""
     metadata = detector.metadata
     with backbone_weights(None):
@@ -235,17 +238,27 @@ def reduce_padim_features(model: nn.Module, count: int, seed: int) -> list[int]:
     return keep.tolist()
 
 
-def export_onnx(detector: AnomalyDetector, path: str | Path,
+def export_onnx(detector: TorchDetector | FusedDetector, path: str | Path,
                 options: ExportOptions = ExportOptions(),
                 calibration_images: Sequence[np.ndarray] | None = None) -> Path:
     """Write ``detector`` as an ONNX file with its metadata; return the path.
 
     ``calibration_images`` (held-out normal RGB images) are required when the export changes
     the scores (``padim_features``): the threshold is then refitted on the exported model.
+    A fused 6-band model exports its RGB branch's graph; the RX statistics (6 means, 6x6
+    inverse covariance) go into the metadata's ``spectral`` section, so the one file is the
+    whole fused detector.
     """
     path = Path(path)
-    model = rebuild_module(detector).model
     metadata = json.loads(json.dumps(detector.metadata))
+    if isinstance(detector, FusedDetector):
+        if options.padim_features is not None:
+            raise ValueError('padim_features cannot re-calibrate a fused model: export it '
+                             'without, or export the RGB model alone')
+        metadata['spectral'].update({name: values.tolist() for name, values
+                                     in detector.spectral.statistics().items()})
+        detector = detector.rgb
+    model = rebuild_module(detector).model
     export_info: dict[str, Any] = {'format': EXPORT_FORMAT, **asdict(options),
                                    'source_model_id': detector.model_id,
                                    'torch_version': torch.__version__,
@@ -265,25 +278,23 @@ def export_onnx(detector: AnomalyDetector, path: str | Path,
     example = torch.zeros(1, 3, height, width)
     dynamic_axes = ({name: {0: 'batch'} for name in (INPUT_NAME, *OUTPUT_NAMES)}
                     if options.dynamic_batch else None)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + '.partial')
-    with torch.inference_mode(), separable_gaussian_blur():
-        torch.onnx.export(graph, (example,), str(temporary), input_names=[INPUT_NAME],
-                          output_names=list(OUTPUT_NAMES), dynamic_axes=dynamic_axes,
-                          opset_version=OPSET, dynamo=False,
-                          do_constant_folding=metadata['method'] != 'padim')
-    proto = onnx.load(str(temporary))
-    if options.weights_fp16:
-        store_initializers_fp16(proto)
-    changed_scores = options.padim_features is not None
-    if changed_scores:
-        metadata['model_id'] = f'{detector.model_id}-f{options.padim_features}'
-    metadata['export'] = export_info
-    set_metadata(proto, metadata)
-    onnx.save(proto, str(temporary))
-    if changed_scores:
-        recalibrate(temporary, calibration_images, metadata)
-    temporary.replace(path)
+    with atomic_output(path) as temporary:
+        with torch.inference_mode(), separable_gaussian_blur():
+            torch.onnx.export(graph, (example,), str(temporary), input_names=[INPUT_NAME],
+                              output_names=list(OUTPUT_NAMES), dynamic_axes=dynamic_axes,
+                              opset_version=OPSET, dynamo=False,
+                              do_constant_folding=metadata['method'] != 'padim')
+        proto = onnx.load(str(temporary))
+        if options.weights_fp16:
+            store_initializers_fp16(proto)
+        changed_scores = options.padim_features is not None
+        if changed_scores:
+            metadata['model_id'] = f'{detector.model_id}-f{options.padim_features}'
+        metadata['export'] = export_info
+        set_metadata(proto, metadata)
+        onnx.save(proto, str(temporary))
+        if changed_scores:
+            recalibrate(temporary, calibration_images, metadata)
     return path
 
 
@@ -297,10 +308,7 @@ def set_metadata(proto: onnx.ModelProto, metadata: dict[str, Any]) -> None:
 
 def recalibrate(path: Path, images: Sequence[np.ndarray], metadata: dict[str, Any]) -> None:
     """Refit the threshold of an exported model on held-out normal images, in place."""
-    from vad4space_ros.deploy.calibration import Calibration
-    from vad4space_ros.deploy.onnx_detector import ExportedDetector
-
-    scores = ExportedDetector.load(path).raw_scores(list(images))
+    scores = load_onnx(path).raw_scores(list(images))
     metadata['calibration'] = Calibration.from_normal_scores(
         scores, metadata['calibration']['false_alarm_rate']).to_dict()
     proto = onnx.load(str(path))
@@ -351,15 +359,16 @@ def quantize_int8(source: str | Path, target: str | Path,
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.items, None)
 
-    temporary = target.with_name(target.name + '.partial')
-    quantize_static(str(source), str(temporary), Reader(), quant_format=QuantFormat.QDQ,
-                    op_types_to_quantize=['Conv'], per_channel=True)
-    quantized = onnx.load(str(temporary))
-    metadata['model_id'] = f'{metadata["model_id"]}-int8'
-    metadata['export'] = {**metadata.get('export', {}), 'int8': 'static QDQ, Conv only',
-                          'int8_calibration_images': len(calibration_images)}
-    set_metadata(quantized, metadata)
-    onnx.save(quantized, str(temporary))
-    recalibrate(temporary, calibration_images, metadata)
-    temporary.replace(target)
+    if 'spectral' in metadata:
+        raise ValueError('int8 re-calibration of a fused model is not supported')
+    with atomic_output(target) as temporary:
+        quantize_static(str(source), str(temporary), Reader(), quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=['Conv'], per_channel=True)
+        quantized = onnx.load(str(temporary))
+        metadata['model_id'] = f'{metadata["model_id"]}-int8'
+        metadata['export'] = {**metadata.get('export', {}), 'int8': 'static QDQ, Conv only',
+                              'int8_calibration_images': len(calibration_images)}
+        set_metadata(quantized, metadata)
+        onnx.save(quantized, str(temporary))
+        recalibrate(temporary, calibration_images, metadata)
     return target

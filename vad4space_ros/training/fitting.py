@@ -18,7 +18,7 @@ from vad4space_ros.deploy.preprocess import to_model_input
 from vad4space_ros.models.backbones import backbone_weights, get_backbone, load_backbone_state
 from vad4space_ros.models.backbones import BackboneSpec, state_fingerprint
 from vad4space_ros.models.methods import build_method, get_method
-from vad4space_ros.models.torch_detector import AnomalyDetector, build_metadata, detached_state
+from vad4space_ros.models.torch_detector import build_metadata, detached_state, TorchDetector
 from vad4space_ros.training.robust import robust_training_set, RobustConfig
 
 ImageSource = str | Path | np.ndarray
@@ -101,7 +101,7 @@ def split_calibration(sources: Sequence[ImageSource], fraction: float,
 
 def fit_detector(train: Sequence[ImageSource], config: FitConfig,
                  calibration: Sequence[ImageSource] | None = None,
-                 loader: Callable[[Path], np.ndarray] = load_rgb) -> AnomalyDetector:
+                 loader: Callable[[Path], np.ndarray] = load_rgb) -> TorchDetector:
     """Fit ``config.method`` on normal images; calibrate on held-out normal images."""
     method = get_method(config.method)
     spec = get_backbone(config.backbone)
@@ -127,11 +127,12 @@ def fit_detector(train: Sequence[ImageSource], config: FitConfig,
             gradient_clip_val=module.trainer_arguments.get('gradient_clip_val') or None)
         trainer.fit(module, datamodule=ImageListDataModule(dataset, config.batch_size,
                                                            config.seed))
-    # Rebuild exactly as AnomalyDetector.load does, so a saved model scores bit-identically.
+    # Rebuild exactly as loading a model file does, so a saved model scores bit-identically.
     options = method.resolve_options(config.method_options)
     base = {'method': method.name, 'backbone': spec.name, 'input_size': list(config.input_size),
-            'method_options': options}
-    detector = AnomalyDetector.from_state(base, detached_state(module.model))
+            'method_options': options,
+            'normalisation': {'mean': list(spec.mean), 'std': list(spec.std)}}
+    detector = TorchDetector.from_state(base, detached_state(module.model))
     calibration_images = ImageListDataset(calibration, tuple(config.input_size), spec, loader)
     normal_scores = detector.raw_scores(
         [calibration_images.load(i) for i in range(len(calibration_images))],

@@ -1,0 +1,71 @@
+"""Fit the 6-band RX branch (:mod:`vad4space_ros.deploy.spectral`); fuse it with an RGB model."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from vad4space_ros.data.samples import load_bands
+from vad4space_ros.deploy.calibration import Calibration
+from vad4space_ros.deploy.detector import Detector
+from vad4space_ros.deploy.spectral import (
+    as_bands, bands_to_rgb, fuse, FusedDetector, pixel_features, SpectralConfig, SpectralRX)
+from vad4space_ros.training.fitting import fit_detector, FitConfig, split_calibration
+
+
+def fit_rx(cubes: Sequence[np.ndarray], config: SpectralConfig = SpectralConfig(),
+           seed: int = 0) -> SpectralRX:
+    """Estimate the normal pixels' mean and covariance (a random pixel subset if many)."""
+    if not cubes:
+        raise ValueError('the spectral branch needs training images')
+    features = np.concatenate([pixel_features(c).reshape(-1, 6) for c in cubes])
+    if len(features) > config.max_pixels:
+        rng = np.random.default_rng(seed)
+        features = features[rng.choice(len(features), config.max_pixels, replace=False)]
+    mean = features.mean(axis=0)
+    covariance = np.cov(features, rowvar=False)
+    covariance += np.eye(6) * config.ridge * np.trace(covariance) / 6.0
+    return SpectralRX(mean, np.linalg.inv(covariance), config)
+
+
+def fit_spectral_fusion(rgb: Detector, train: Sequence[np.ndarray],
+                        calibration: Sequence[np.ndarray],
+                        config: SpectralConfig = SpectralConfig(), seed: int = 0,
+                        false_alarm_rate: float | None = None) -> FusedDetector:
+    """Add a spectral branch fitted on normal band cubes to a fitted RGB detector.
+
+    ``calibration`` (held-out normal cubes, ideally the RGB model's own calibration images)
+    calibrates the spectral score and the fused score; the false-alarm rate defaults to the
+    RGB model's.
+    """
+    rate = false_alarm_rate or rgb.calibration.false_alarm_rate
+    spectral = fit_rx(train, config, seed)
+    spectral_calibration = Calibration.from_normal_scores(spectral.scores(calibration), rate)
+    partial = FusedDetector(rgb, spectral, spectral_calibration, Calibration(1.0, 0.0, rate, 0))
+    rgb_scores, spectral_scores = partial.branch_scores(calibration)
+    partial.fusion_calibration = Calibration.from_normal_scores(
+        fuse(rgb_scores, spectral_scores, config.fusion), rate)
+    return partial
+
+
+def fit_fused_detector(train: Sequence[str | Path], fit_config: FitConfig,
+                       calibration: Sequence[str | Path] | None = None,
+                       config: SpectralConfig = SpectralConfig(),
+                       load_cube: Callable[[Path], np.ndarray] | None = None) -> FusedDetector:
+    """Fit the RGB method and the spectral branch on 6-band files.
+
+    With ``fit_config.robust`` set, the spectral branch skips the images the screening dropped.
+    """
+    read = load_cube or load_bands
+    if calibration is None:
+        train, calibration = split_calibration(list(train), fit_config.calibration_fraction,
+                                               fit_config.seed)
+    train_cubes = [as_bands(read(Path(p))) for p in train]
+    calibration_cubes = [as_bands(read(Path(p))) for p in calibration]
+    rgb = fit_detector([bands_to_rgb(c, config.rgb_bands) for c in train_cubes], fit_config,
+                       [bands_to_rgb(c, config.rgb_bands) for c in calibration_cubes])
+    dropped = set(rgb.metadata.get('robust', {}).get('dropped_indices', []))
+    kept_cubes = [c for i, c in enumerate(train_cubes) if i not in dropped]
+    return fit_spectral_fusion(rgb, kept_cubes, calibration_cubes, config, fit_config.seed,
+                               fit_config.false_alarm_rate)
