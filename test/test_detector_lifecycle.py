@@ -15,7 +15,8 @@ from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 import numpy as np
 import pytest
-from rcl_interfaces.srv import GetParameters
+from rcl_interfaces.srv import GetParameters, SetParametersAtomically
+from rclpy.parameter import Parameter
 import ros_harness
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
@@ -173,6 +174,17 @@ def test_run_time_model_path_is_limited_to_model_dir(model_dir: Path, padim_mode
             result = ros.set_parameters(node, {'model_path': requested}, timeout=60.0,
                                         process=process)[0]
             assert not result.successful and reason in result.reason, (requested, result)
+        # set_parameters_atomically: a refused model_path also keeps the threshold unchanged.
+        request = SetParametersAtomically.Request(parameters=[
+            Parameter('threshold', value=0.01).to_parameter_msg(),
+            Parameter('model_path', value=str(outside)).to_parameter_msg()])
+        result = ros.call_service(SetParametersAtomically, f'{node}/set_parameters_atomically',
+                                  request, process=process).result
+        assert not result.successful and 'outside model_dir' in result.reason
+        threshold = ros.call_service(GetParameters, f'{node}/get_parameters',
+                                     GetParameters.Request(names=['threshold']),
+                                     process=process).values[0].double_value
+        assert threshold == 0.5
         link_in = model_dir / 'sub' / 'link_in.safetensors'
         accepted = ros.set_parameters(node, {'model_path': str(link_in)}, process=process)[0]
         assert accepted.successful, accepted.reason
