@@ -60,7 +60,6 @@ from vad4space_ros.nodes.ros_conversions import (
 NODE_NAME = 'vad4space_detector'
 WARN_THROTTLE_SEC = 5.0
 SUCCESS = TransitionCallbackReturn.SUCCESS
-FAILURE = TransitionCallbackReturn.FAILURE
 
 
 class StartupError(RuntimeError):
@@ -115,7 +114,7 @@ class DetectorNode(LifecycleNode):
         except (StartupError, ValueError) as error:
             self._configure_error = str(error)
             self.get_logger().error(f'configure failed, still unconfigured: {error}')
-            return FAILURE
+            return TransitionCallbackReturn.FAILURE
         self._threshold = float(self.get_parameter('threshold').value)
         self._publish_heatmap = bool(self.get_parameter('publish_heatmap').value)
         self._publish_map = bool(self.get_parameter('publish_map').value)
@@ -384,7 +383,8 @@ def spin_until_finalized(node: DetectorNode) -> None:
     try:
         while node.context.ok() and node.lifecycle_state != 'finalized':
             executor.spin_once(timeout_sec=0.5)
-        executor.spin_once(timeout_sec=0.2)  # let the shutdown response go out
+        if node.context.ok():
+            executor.spin_once(timeout_sec=0.2)  # let the shutdown response go out
     finally:
         executor.remove_node(node)
         executor.shutdown()
