@@ -1,8 +1,9 @@
 """The detector node as a separate process on real DDS (rclpy + Fast DDS, loopback).
 
-One node process (config/rover.yaml, a PaDiM model fitted by the CLI on synthetic lunar chips,
-``image`` remapped as the rover launch file does) serves most tests; the test process publishes
-frames and collects every output.
+One node process (config/rover.yaml with ``transport:=raw``, a PaDiM model fitted by the CLI on
+synthetic lunar chips, ``image`` and ``camera_info`` remapped as the rover launch file does)
+serves most tests; the test process publishes frames and collects every output. The compressed
+transport is tested under a namespace in test_detector_lifecycle.py.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from geometry_msgs.msg import PointStamped
 import numpy as np
 import pytest
 import ros_harness
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from vad4space_ros.data.samples import load_rgb
@@ -39,7 +40,6 @@ class DetectorSession:
     process: ros_harness.NodeProcess
     ros: ros_harness.RosTestNode
     image_pub: object
-    compressed_pub: object
     outputs: dict[str, ros_harness.MessageCollector]
     diagnostics: ros_harness.MessageCollector
     frame_count: int = 0
@@ -64,11 +64,9 @@ class DetectorSession:
     def send(self, message: Image | CompressedImage, wanted: tuple[str, ...] = ('score',),
              timeout: float = ANSWER_TIMEOUT) -> dict[str, object]:
         """Publish one frame and wait for its answers (republished once if lost on the way)."""
-        publisher = self.compressed_pub if isinstance(message, CompressedImage) else \
-            self.image_pub
         frame_id = message.header.frame_id
         for _attempt in range(2):
-            publisher.publish(message)
+            self.image_pub.publish(message)
             try:
                 self.ros.spin_until(lambda: all(k in self.answers(frame_id) for k in wanted),
                                     timeout / 2, self.process, what=f'answers to {frame_id}')
@@ -93,9 +91,9 @@ def image_msg(pixels: np.ndarray, encoding: str, header: Header) -> Image:
     return raw_to_image_msg(array_to_image(pixels, encoding), header)
 
 
-def compressed_msg(rgb: np.ndarray, extension: str, header: Header) -> CompressedImage:
-    """Encode an RGB image as a JPEG/PNG CompressedImage."""
-    ok, buffer = cv2.imencode(extension, rgb[:, :, ::-1])
+def compressed_msg(pixels: np.ndarray, extension: str, header: Header) -> CompressedImage:
+    """Encode a grey (HxW) or RGB image as a JPEG/PNG CompressedImage."""
+    ok, buffer = cv2.imencode(extension, pixels if pixels.ndim == 2 else pixels[:, :, ::-1])
     assert ok
     message = CompressedImage(header=header, format=extension[1:])
     message.data = buffer.tobytes()
@@ -126,24 +124,34 @@ def grey_chips(root: Path, category: str, count: int) -> list[np.ndarray]:
     return [load_rgb(path)[:, :, 0].copy() for path in files]
 
 
+def camera_info_topic(image_topic: str) -> str:
+    """Return the image_transport camera_info topic beside ``image_topic``."""
+    return image_topic.rsplit('/', 1)[0] + '/camera_info'
+
+
 @contextmanager
 def detector_session(model: Path, params_file: str, handshake: tuple[np.ndarray, str],
-                     compressed: bool,
-                     image_topic: str = IMAGE_TOPIC) -> Iterator[DetectorSession]:
-    """Start the detector on ``model`` with ``config/<params_file>``; handshake; yield."""
+                     transport: str = 'raw', image_topic: str = IMAGE_TOPIC,
+                     parameters: dict[str, object] | None = None,
+                     ) -> Iterator[DetectorSession]:
+    """Start the detector on ``model`` with ``config/<params_file>``; handshake; yield.
+
+    The test publishes ``handshake`` frames on ``image_topic`` (raw transport) or
+    ``<image_topic>/compressed`` as PNG.
+    """
+    input_topic = image_topic + ('/compressed' if transport == 'compressed' else '')
     parameters = {
-        'model_path': str(model), 'diagnostics_period': 0.5,
+        'model_path': str(model), 'diagnostics_period': 0.5, 'transport': transport,
         # QoS override: the sensor-data default is best effort; loopback UDP can lose
         # fragments of 200 kB frames, so the test subscribes reliably.
-        f'qos_overrides.{image_topic}.subscription.reliability': 'reliable',
+        f'qos_overrides.{input_topic}.subscription.reliability': 'reliable',
+        **(parameters or {}),
     }
-    if compressed:
-        parameters[f'qos_overrides.{image_topic}/compressed.subscription.reliability'] = (
-            'reliable')
     with ros_harness.run_node(
             ros_harness.node_command('vad4space_detector', 'vad4space_ros.nodes.detector_node'),
             parameters=parameters, params_file=PACKAGE_ROOT / 'config' / params_file,
-            remappings={'image': image_topic}, env=NODE_ENV) as process, \
+            remappings={'image': image_topic, 'camera_info': camera_info_topic(image_topic)},
+            env=NODE_ENV) as process, \
             ros_harness.RosTestNode() as ros:
         outputs = {
             'score': ros.collect(PointStamped, f'{NODE}/score'),
@@ -153,24 +161,29 @@ def detector_session(model: Path, params_file: str, handshake: tuple[np.ndarray,
         }
         session = DetectorSession(
             process=process, ros=ros,
-            image_pub=ros.node.create_publisher(Image, image_topic, 10),
-            compressed_pub=ros.node.create_publisher(
-                CompressedImage, f'{image_topic}/compressed', 10) if compressed else None,
+            image_pub=ros.node.create_publisher(
+                CompressedImage if transport == 'compressed' else Image, input_topic, 10),
             outputs=outputs, diagnostics=ros.collect(DiagnosticArray, '/diagnostics'))
         pixels, encoding = handshake
+        hello = session.header('hello')
         ros.publish_until_answered(
-            session.image_pub, image_msg(pixels, encoding, session.header('hello')),
+            session.image_pub, compressed_msg(pixels, '.png', hello) if transport == 'compressed'
+            else image_msg(pixels, encoding, hello),
             list(outputs.values()), timeout=120.0, process=process)
-        if compressed:
-            ros.wait_for_subscribers(session.compressed_pub, process=process)
         yield session
 
 
 @pytest.fixture(scope='module')
-def detector(padim_model: Path) -> Iterator[DetectorSession]:
-    """Start the detector with config/rover.yaml and complete a publish/answer handshake."""
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return the folder the node may load models from at run time (empty at first)."""
+    return tmp_path_factory.mktemp('model_dir')
+
+
+@pytest.fixture(scope='module')
+def detector(padim_model: Path, model_dir: Path) -> Iterator[DetectorSession]:
+    """Start the detector with config/rover.yaml (raw transport); handshake."""
     with detector_session(padim_model, 'rover.yaml', (np.full((64, 64), 100, np.uint8), 'mono8'),
-                          compressed=True) as session:
+                          parameters={'model_dir': str(model_dir)}) as session:
         yield session
 
 
@@ -224,7 +237,7 @@ def test_injected_craters_score_above_the_same_frames_without(
     assert np.mean(ejecta) > np.mean(plain), (plain, ejecta)
 
 
-def test_every_encoding_and_compression_gives_the_same_score(
+def test_every_encoding_gives_the_same_score(
         detector: DetectorSession, lunar_chips: Path) -> None:
     chip = grey_chips(lunar_chips, 'none', 1)[0]
     rgb = np.repeat(chip[:, :, None], 3, axis=2)
@@ -242,17 +255,12 @@ def test_every_encoding_and_compression_gives_the_same_score(
     }
     scores = {name: detector.send(image_msg(pixels, encoding, detector.header(name)))['score']
               .point.x for name, (pixels, encoding) in frames.items()}
-    scores['png'] = detector.send(
-        compressed_msg(rgb, '.png', detector.header('png')))['score'].point.x
-    jpeg_score = detector.send(
-        compressed_msg(rgb, '.jpg', detector.header('jpeg')))['score'].point.x
     for name, score in scores.items():
         assert score == pytest.approx(scores['mono8'], abs=1e-3), (name, scores)
-    assert jpeg_score == pytest.approx(scores['mono8'], abs=0.5)
 
 
-def bad_frames(header: Header) -> list[Image | CompressedImage]:
-    """Return the bad-input corpus: one frame per failure mode."""
+def bad_frames(header: Header) -> list[Image]:
+    """Return the raw bad-input corpus: one frame per failure mode."""
     def image(height: int, width: int, encoding: str, step: int, data: bytes) -> Image:
         message = Image(header=header, height=height, width=width, encoding=encoding,
                         step=step)
@@ -261,16 +269,20 @@ def bad_frames(header: Header) -> list[Image | CompressedImage]:
 
     nan_map = np.full((32, 32), 0.5, np.float32)
     nan_map[5, 7] = np.nan
-    truncated_jpeg = CompressedImage(header=header, format='jpeg')
-    truncated_jpeg.data = cv2.imencode('.jpg', np.zeros((32, 32, 3), np.uint8))[1].tobytes()[:40]
     return [
         image(32, 32, 'yuv422_yuy2', 64, bytes(64 * 32)),   # unsupported encoding
         image(0, 0, 'rgb8', 0, b''),                         # zero-size
         image(32, 32, 'rgb8', 90, bytes(90 * 32)),           # step smaller than a row
         image(32, 32, 'rgb8', 96, bytes(96 * 32 - 100)),     # truncated data
         image(32, 32, '32FC1', 128, nan_map.tobytes()),      # NaN
-        truncated_jpeg,                                      # corrupt compressed frame
     ]
+
+
+def truncated_jpeg(header: Header) -> CompressedImage:
+    """Return a JPEG frame cut after 40 bytes."""
+    message = CompressedImage(header=header, format='jpeg')
+    message.data = cv2.imencode('.jpg', np.zeros((32, 32, 3), np.uint8))[1].tobytes()[:40]
+    return message
 
 
 def test_bad_frames_are_rejected_and_the_node_keeps_answering(
@@ -278,8 +290,7 @@ def test_bad_frames_are_rejected_and_the_node_keeps_answering(
     before = detector.latest_status(time.monotonic())
     corpus = bad_frames(detector.header('bad'))
     for message in corpus:
-        (detector.compressed_pub if isinstance(message, CompressedImage)
-         else detector.image_pub).publish(message)
+        detector.image_pub.publish(message)
         detector.ros.spin_for(0.2)
     chip = grey_chips(lunar_chips, 'none', 1)[0]
     answer = detector.send(image_msg(chip, 'mono8', detector.header('after-bad')))
@@ -298,7 +309,7 @@ def test_bad_frames_are_rejected_and_the_node_keeps_answering(
 
 
 def test_parameters_change_at_run_time_and_bad_values_are_refused(
-        detector: DetectorSession, lunar_chips: Path, tmp_path: Path) -> None:
+        detector: DetectorSession, lunar_chips: Path, model_dir: Path) -> None:
     chip = grey_chips(lunar_chips, 'none', 1)[0]
     set_parameters = detector.ros.set_parameters
     results = set_parameters(NODE, {'threshold': 0.001, 'publish_heatmap': False},
@@ -312,24 +323,59 @@ def test_parameters_change_at_run_time_and_bad_values_are_refused(
     detector.ros.spin_for(1.0)
     assert 'heatmap' not in detector.answers(header.frame_id)
 
-    broken_model = tmp_path / 'broken.safetensors'
+    broken_model = model_dir / 'broken.safetensors'
     broken_model.write_bytes(b'not a model')
     refused = {
         'threshold': -1.0,                      # outside the declared range
         'multispectral_rgb_bands': [0, 1, 9],   # band 9 does not exist
-        'model_path': str(broken_model),        # must load before it is accepted
+        'model_path': str(broken_model),        # under model_dir, but must load to be accepted
         'queue_size': 5,                        # read-only after start
+        'transport': 'compressed',              # read-only after start
+        'model_dir': '/',                       # read-only after start
     }
     for name, value in refused.items():
         result = set_parameters(NODE, {name: value}, process=detector.process)[0]
         assert not result.successful, name
         assert result.reason, name
+        if name == 'model_path':
+            assert 'cannot load model' in result.reason, result.reason
     results = set_parameters(NODE, {'threshold': 0.5, 'publish_heatmap': True},
                              process=detector.process)
     assert all(result.successful for result in results)
     answer = detector.send(image_msg(chip, 'mono8', detector.header('restored')),
                            ('score', 'heatmap'))
     assert answer['score'].point.z == 0.5
+
+
+def test_camera_info_goes_out_with_each_map_and_heatmap_header(
+        detector: DetectorSession, lunar_chips: Path) -> None:
+    ros = detector.ros
+    republished = ros.collect(CameraInfo, f'{NODE}/camera_info')
+    camera_pub = ros.node.create_publisher(CameraInfo, camera_info_topic(IMAGE_TOPIC), 10)
+    ros.wait_for_subscribers(camera_pub, process=detector.process)
+    chip = grey_chips(lunar_chips, 'none', 1)[0]
+    camera_info = CameraInfo(header=detector.header('camera'), height=chip.shape[0],
+                             width=chip.shape[1], distortion_model='plumb_bob')
+    camera_info.k = [700.0, 0.0, 64.0, 0.0, 700.0, 64.0, 0.0, 0.0, 1.0]
+    camera_info.d = [0.01, -0.02, 0.0, 0.0, 0.0]
+    frames = []
+    for _ in range(3):
+        camera_pub.publish(camera_info)
+        ros.spin_for(0.3)
+        header = detector.header('with-info')
+        frames.append((header, detector.send(image_msg(chip, 'mono8', header),
+                                             ('map', 'heatmap'))))
+    ros.spin_until(lambda: len(republished.messages) >= 2, 10.0, detector.process,
+                   what='~/camera_info')
+    by_frame = {message.header.frame_id: message for message in republished.messages}
+    matched = [(header, answers) for header, answers in frames if header.frame_id in by_frame]
+    assert len(matched) >= 2, [m.header.frame_id for m in republished.messages]
+    for header, answers in matched:
+        info = by_frame[header.frame_id]
+        assert stamp_of(info) == stamp_of(answers['map']) == stamp_of(answers['heatmap'])
+        assert (info.height, info.width) == (answers['map'].height, answers['map'].width)
+        assert list(info.k) == list(camera_info.k) and list(info.d) == list(camera_info.d)
+        assert info.distortion_model == 'plumb_bob'
 
 
 def test_a_30_hz_burst_keeps_the_queue_bounded(
@@ -369,7 +415,7 @@ def test_a_30_hz_burst_keeps_the_queue_bounded(
     assert int(after['queued']) <= int(after['queue_size']) == 1
 
 
-def test_missing_or_corrupt_model_stops_the_node_with_exit_code_1(
+def test_missing_or_corrupt_model_or_bad_transport_stops_the_node_with_exit_code_1(
         tmp_path: Path, padim_model: Path) -> None:
     truncated = tmp_path / 'truncated.safetensors'
     truncated.write_bytes(padim_model.read_bytes()[:4096])
@@ -384,10 +430,14 @@ def test_missing_or_corrupt_model_stops_the_node_with_exit_code_1(
             log = process.log()
             assert 'cannot load model' in log and str(cases[case]) in log, log
             assert 'Traceback' not in log
+    with ros_harness.run_node(command, {'model_path': str(padim_model), 'transport': 'theora'},
+                              name='bad_transport', env=NODE_ENV) as bad_transport:
+        assert bad_transport.wait(timeout=120) == 1, bad_transport.log()
+        assert "transport must be one of raw, compressed, got 'theora'" in bad_transport.log()
 
 
 def test_newest_frame_queue_drops_the_oldest_and_stays_bounded() -> None:
-    from vad4space_ros.nodes.detector_node import Frame, NewestFrameQueue
+    from vad4space_ros.nodes.frame_queue import Frame, NewestFrameQueue
 
     queue = NewestFrameQueue(2)
     frames = [Frame(Image(header=Header(frame_id=str(n))), float(n)) for n in range(5)]
@@ -418,6 +468,7 @@ def test_detector_node_runs_as_a_component_in_another_process(padim_model: Path,
                                    [scores], timeout=60.0)
         assert scores.messages[0].header.frame_id == 'c'
         assert component.counters.totals['processed'] >= 1
+        assert component.lifecycle_state == 'active'  # autostart
     finally:
         ros.executor.remove_node(component)
         component.destroy_node()

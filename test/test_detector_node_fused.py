@@ -77,9 +77,13 @@ def offline(fused_model: Path) -> FusedDetector:
 
 @pytest.fixture(scope='module')
 def fused_node(fused_model: Path) -> Iterator[DetectorSession]:
-    """Start the detector on the fused model with config/mastcam_fused.yaml; handshake."""
+    """Start the detector on the fused model with config/mastcam_fused.yaml; handshake.
+
+    ``model_dir`` is the model's folder, so ``model_path`` can switch to files written there.
+    """
     with detector_session(fused_model, 'mastcam_fused.yaml', (typical_tiles(99, 1)[0], '8UC6'),
-                          compressed=False, image_topic=IMAGE_TOPIC) as session:
+                          image_topic=IMAGE_TOPIC,
+                          parameters={'model_dir': str(fused_model.parent)}) as session:
         yield session
 
 
@@ -169,11 +173,10 @@ def test_spectral_fusion_off_scores_the_rgb_branch_only(
 
 
 def test_model_path_switches_between_fused_and_exported_models_at_run_time(
-        fused_node: DetectorSession, offline: FusedDetector, fused_model: Path,
-        tmp_path: Path) -> None:
+        fused_node: DetectorSession, offline: FusedDetector, fused_model: Path) -> None:
     from vad4space_ros.models.export import export_onnx
 
-    exported_path = export_onnx(offline.rgb, tmp_path / 'rgb_branch.onnx')
+    exported_path = export_onnx(offline.rgb, fused_model.parent / 'rgb_branch.onnx')
     exported = load_model(exported_path)
     assert type(exported).__name__ == 'OnnxDetector'
     tile = typical_tiles(19, 1)[0]

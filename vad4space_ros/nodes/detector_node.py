@@ -1,33 +1,29 @@
 """``vad4space_detector``: camera images in, anomaly scores, maps and heatmaps out.
 
-Subscribes to the relative topic ``image`` (``sensor_msgs/Image``, sensor-data QoS, overridable
-with ``qos_overrides./<topic>.subscription.*`` parameters) and, if ``subscribe_compressed`` is
-set, to ``<resolved image topic>/compressed`` (``sensor_msgs/CompressedImage``, JPEG/PNG).
-Callbacks only put frames into a bounded queue that keeps the newest ``queue_size`` frames
-(older ones are dropped and counted); one worker thread converts, runs the model and publishes,
-each output carrying the input frame's header:
+A managed (lifecycle) node; ``docs/detector_node.md`` documents topics, parameters and states.
+With ``autostart`` (default) it configures and activates itself at start like a plain node,
+and a model that cannot be loaded is fatal (exit code 1). Otherwise it waits for the standard
+``lifecycle_msgs`` services: configure loads ``model_path`` (a failure leaves the node
+unconfigured and alive), activate subscribes and enables the publishers, deactivate
+unsubscribes (nothing is published), cleanup releases the model, shutdown ends the executable.
 
-- ``~/anomaly_map`` ``sensor_msgs/Image`` 32FC1, the raw map at image resolution;
-- ``~/heatmap`` ``sensor_msgs/Image`` rgb8, the colour-mapped map over the input (for RViz);
-- ``~/score`` ``geometry_msgs/PointStamped``: x = calibrated score, y = raw score, z = threshold;
-- ``~/detection`` ``diagnostic_msgs/DiagnosticArray``: the per-frame detection record
-  (see :mod:`vad4space_ros.nodes.ros_conversions`).
-
-``/diagnostics`` gets a status every ``diagnostics_period`` seconds: model loaded, input and
-processing rates, drops, rejected frames, mean inference and receive-to-publish latency.
-A frame that cannot be converted (unknown encoding, zero size, step/size mismatch, NaN, corrupt
-compressed data, fewer than 6 bands for a fused model) is counted as rejected with a throttled
-warning; the node keeps going. A model that cannot be loaded at start is a fatal error (exit
-code 1).
+Input, per ``transport``: the relative topic ``image`` (``sensor_msgs/Image``) or ``<resolved
+image topic>/compressed``, sensor-data QoS; the latest ``camera_info`` is republished on
+``~/camera_info`` with the header of each map/heatmap. Callbacks only put frames into a bounded
+queue that keeps the newest ``queue_size`` frames; one worker thread converts, runs the model
+and publishes ``~/anomaly_map`` (32FC1), ``~/heatmap`` (rgb8), ``~/score`` (PointStamped: x =
+calibrated score, y = raw score, z = threshold) and ``~/detection`` (the detection record as a
+DiagnosticArray), each with the input frame's header, plus ``/diagnostics`` periodically. Bad
+frames are counted as rejected with a throttled warning; the node keeps going.
 
 ``model_path`` may name a plain model, an exported ``.onnx`` file or a 6-band fused model
-(``vad4space fit --spectral-fusion``); :class:`~vad4space_ros.deploy.frame_scoring.FrameScorer`
-turns frames into what the model needs (fused models take 6-band frames whole).
+(:class:`~vad4space_ros.deploy.frame_scoring.FrameScorer` feeds each what it needs). At run
+time it may only change to a file under ``model_dir``
+(:mod:`vad4space_ros.nodes.model_access`).
 """
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass
+import copy
 import sys
 import threading
 import time
@@ -37,200 +33,181 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PointStamped
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.node import Node
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, LifecycleState
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from vad4space_ros.deploy import heatmap
 from vad4space_ros.deploy.artifact import ArtifactError
 from vad4space_ros.deploy.frame_scoring import FrameScorer, Model
 from vad4space_ros.deploy.image_encoding import (
-    array_to_image, decode_compressed, image_to_array, ImageEncodingError, MULTISPECTRAL_BANDS,
-    ScaleOptions)
+    array_to_image, decode_compressed, image_to_array, ImageEncodingError, ScaleOptions)
 from vad4space_ros.deploy.loading import load_model
 from vad4space_ros.deploy.records import DetectionRecord
-from vad4space_ros.nodes.detector_parameters import PARAMETERS
+from vad4space_ros.nodes.detector_parameters import checked_bands, checked_transport, PARAMETERS
 from vad4space_ros.nodes.entry_point import run_node
+from vad4space_ros.nodes.frame_queue import Counters, Frame, NewestFrameQueue
+from vad4space_ros.nodes.model_access import allowed_model_path
 from vad4space_ros.nodes.parameters import declare_parameters
 from vad4space_ros.nodes.ros_conversions import (
     image_msg_to_raw, raw_to_image_msg, record_to_msg, score_msg, stamp_to_ns)
 
 NODE_NAME = 'vad4space_detector'
 WARN_THROTTLE_SEC = 5.0
+SUCCESS = TransitionCallbackReturn.SUCCESS
 
 
 class StartupError(RuntimeError):
-    """The node cannot start (for example the model file is missing or corrupt)."""
+    """The node cannot be configured (for example the model file is missing or corrupt)."""
 
 
-@dataclass
-class Frame:
-    """One received message waiting for the worker."""
-
-    message: Image | CompressedImage
-    received: float  # time.monotonic() at the subscription callback
-
-
-class NewestFrameQueue:
-    """Bounded FIFO that drops the oldest frame when full, so the newest are processed."""
-
-    def __init__(self, capacity: int) -> None:
-        """Create an empty queue holding at most ``capacity`` frames."""
-        if capacity < 1:
-            raise ValueError(f'queue capacity must be >= 1, got {capacity}')
-        self._frames: deque[Frame] = deque()
-        self._capacity = capacity
-        self._ready = threading.Condition()
-        self._closed = False
-
-    @property
-    def capacity(self) -> int:
-        """Return the maximum number of queued frames."""
-        return self._capacity
-
-    def put(self, frame: Frame) -> int:
-        """Add a frame; return how many old frames were dropped to make room (0 once closed)."""
-        with self._ready:
-            if self._closed:
-                return 0
-            dropped = 0
-            while len(self._frames) >= self._capacity:
-                self._frames.popleft()
-                dropped += 1
-            self._frames.append(frame)
-            self._ready.notify()
-            return dropped
-
-    def get(self, timeout: float) -> Frame | None:
-        """Take the oldest queued frame; None after ``timeout`` seconds or once closed."""
-        with self._ready:
-            if not self._frames and not self._closed:
-                self._ready.wait(timeout)
-            return self._frames.popleft() if self._frames and not self._closed else None
-
-    def __len__(self) -> int:
-        """Return the number of queued frames."""
-        with self._ready:
-            return len(self._frames)
-
-    def close(self) -> None:
-        """Wake the consumer and refuse further frames."""
-        with self._ready:
-            self._closed = True
-            self._frames.clear()
-            self._ready.notify_all()
-
-
-class Counters:
-    """Thread-safe frame counters and latencies for the diagnostics status."""
-
-    FIELDS = ('received', 'processed', 'dropped', 'rejected', 'failed')
-
-    def __init__(self) -> None:
-        """Start all counters at zero."""
-        self._lock = threading.Lock()
-        self.totals = dict.fromkeys(self.FIELDS, 0)
-        self._period = dict.fromkeys(self.FIELDS, 0)
-        self._inference_ms: list[float] = []
-        self._latency_ms: list[float] = []
-        self._period_start = time.monotonic()
-
-    def add(self, field: str, count: int = 1) -> None:
-        """Increase one counter."""
-        with self._lock:
-            self.totals[field] += count
-            self._period[field] += count
-
-    def add_processed(self, inference_ms: float, latency_ms: float) -> None:
-        """Count a published frame with its inference and receive-to-publish latency."""
-        with self._lock:
-            self.totals['processed'] += 1
-            self._period['processed'] += 1
-            self._inference_ms.append(inference_ms)
-            self._latency_ms.append(latency_ms)
-
-    def snapshot(self) -> tuple[dict[str, int], dict[str, float]]:
-        """Return (totals, figures of the period since the last snapshot); start a new period."""
-        with self._lock:
-            now = time.monotonic()
-            elapsed = max(now - self._period_start, 1e-9)
-            latency = np.array(self._latency_ms) if self._latency_ms else np.full(1, np.nan)
-            inference = np.array(self._inference_ms) if self._inference_ms else np.full(1, np.nan)
-            period = {
-                'period_s': elapsed,
-                'period_rejected': self._period['rejected'],
-                'period_failed': self._period['failed'],
-                'input_rate_hz': self._period['received'] / elapsed,
-                'processed_rate_hz': self._period['processed'] / elapsed,
-                'mean_inference_ms': float(inference.mean()),
-                'mean_latency_ms': float(latency.mean()),
-                'max_latency_ms': float(latency.max()),
-            }
-            self._period = dict.fromkeys(self.FIELDS, 0)
-            self._period_start = now
-            self._inference_ms.clear()
-            self._latency_ms.clear()
-            return dict(self.totals), period
-
-
-class DetectorNode(Node):
-    """Anomaly detector node; usable as a component class (``DetectorNode(**node_kwargs)``)."""
+class DetectorNode(LifecycleNode):
+    """Anomaly detector lifecycle node; usable as a component (``DetectorNode(**node_kwargs)``)."""
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
-        """Declare parameters, load the model and start the worker; raise StartupError."""
+        """Declare parameters; with ``autostart`` configure and activate (raise StartupError)."""
         super().__init__(node_name, **kwargs)
         declare_parameters(self, PARAMETERS)
+        self.counters = Counters()
+        self._scorer: FrameScorer | None = None
+        self._camera_info: CameraInfo | None = None
+        self._inputs: list[Any] = []
+        self._queue: NewestFrameQueue | None = None
+        self._stopping = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._diagnostics_timer = None
+        self._configure_error = ''
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        if not self.get_parameter('autostart').value:
+            self.get_logger().info('unconfigured (autostart false): waiting for the configure '
+                                   'and activate transitions on ~/change_state')
+            return
+        if self.trigger_configure() != SUCCESS:
+            self.get_logger().fatal(f'cannot start: {self._configure_error}')
+            self.destroy_node()
+            raise StartupError(self._configure_error)
+        self.trigger_activate()
+
+    @property
+    def lifecycle_state(self) -> str:
+        """Return the label of the current lifecycle state ('unconfigured', 'active', ...)."""
+        return self._state_machine.current_state[1]
+
+    # ----------------------------------------------------------------- lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load the model and create the publishers; stay unconfigured if that fails."""
         model_path = self.get_parameter('model_path').value
         try:
-            model = self._load_model(model_path)
-        except StartupError as error:
-            self.get_logger().fatal(str(error))
-            self.destroy_node()
-            raise
+            checked_transport(self.get_parameter('transport').value)
+            self._scorer = FrameScorer(
+                self._load_model(model_path), bool(self.get_parameter('spectral_fusion').value),
+                ScaleOptions(
+                    sixteen_bit_max=int(self.get_parameter('sixteen_bit_max').value),
+                    float_max=float(self.get_parameter('float_max').value),
+                    rgb_bands=checked_bands(
+                        self.get_parameter('multispectral_rgb_bands').value)))
+        except (StartupError, ValueError) as error:
+            self._configure_error = str(error)
+            self.get_logger().error(f'configure failed, still unconfigured: {error}')
+            return TransitionCallbackReturn.FAILURE
         self._threshold = float(self.get_parameter('threshold').value)
         self._publish_heatmap = bool(self.get_parameter('publish_heatmap').value)
         self._publish_map = bool(self.get_parameter('publish_map').value)
         self._alpha = float(self.get_parameter('heatmap_alpha').value)
-        self._scorer = FrameScorer(
-            model, bool(self.get_parameter('spectral_fusion').value), ScaleOptions(
-                sixteen_bit_max=int(self.get_parameter('sixteen_bit_max').value),
-                float_max=float(self.get_parameter('float_max').value),
-                rgb_bands=self._checked_bands(
-                    self.get_parameter('multispectral_rgb_bands').value)))
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-
-        self.counters = Counters()
-        self._queue = NewestFrameQueue(int(self.get_parameter('queue_size').value))
         qos_overrides = QoSOverridingOptions.with_default_policies()
-        self._map_pub = self.create_publisher(
+        self._map_pub = self.create_lifecycle_publisher(
             Image, '~/anomaly_map', 10, qos_overriding_options=qos_overrides)
-        self._heatmap_pub = self.create_publisher(
+        self._heatmap_pub = self.create_lifecycle_publisher(
             Image, '~/heatmap', 10, qos_overriding_options=qos_overrides)
-        self._score_pub = self.create_publisher(PointStamped, '~/score', 10)
-        self._detection_pub = self.create_publisher(DiagnosticArray, '~/detection', 10)
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._image_sub = self.create_subscription(
-            Image, 'image', self._enqueue, qos_profile_sensor_data,
-            qos_overriding_options=qos_overrides)
-        self._compressed_sub = None
-        if self.get_parameter('subscribe_compressed').value:
-            compressed_topic = self.resolve_topic_name('image') + '/compressed'
-            self._compressed_sub = self.create_subscription(
-                CompressedImage, compressed_topic, self._enqueue, qos_profile_sensor_data,
-                qos_overriding_options=qos_overrides)
+        self._camera_info_pub = self.create_lifecycle_publisher(
+            CameraInfo, '~/camera_info', 10, qos_overriding_options=qos_overrides)
+        self._score_pub = self.create_lifecycle_publisher(PointStamped, '~/score', 10)
+        self._detection_pub = self.create_lifecycle_publisher(DiagnosticArray, '~/detection', 10)
+        self._diagnostics_pub = self.create_lifecycle_publisher(
+            DiagnosticArray, '/diagnostics', 10)
+        self.get_logger().info(f'configured: {self._describe(self._scorer)} loaded from '
+                               f'{model_path}')
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Enable the publishers, start the worker and subscribe."""
+        result = super().on_activate(state)
+        self._queue = NewestFrameQueue(int(self.get_parameter('queue_size').value))
+        self._stopping = threading.Event()
+        self._worker = threading.Thread(target=self._work, args=(self._queue, self._stopping),
+                                        name='vad4space_inference', daemon=True)
+        self._worker.start()
+        qos_overrides = QoSOverridingOptions.with_default_policies()
+        if self.get_parameter('transport').value == 'compressed':
+            topic, msg_type = self.resolve_topic_name('image') + '/compressed', CompressedImage
+        else:
+            topic, msg_type = 'image', Image
+        self._inputs = [
+            self.create_subscription(msg_type, topic, self._enqueue, qos_profile_sensor_data,
+                                     qos_overriding_options=qos_overrides),
+            self.create_subscription(CameraInfo, 'camera_info', self._store_camera_info,
+                                     qos_profile_sensor_data,
+                                     qos_overriding_options=qos_overrides)]
         self._diagnostics_timer = self.create_timer(
             float(self.get_parameter('diagnostics_period').value), self._publish_diagnostics)
-        self._stopping = threading.Event()
-        self._worker = threading.Thread(target=self._work, name='vad4space_inference',
-                                        daemon=True)
-        self._worker.start()
-        self.get_logger().info(
-            f'{self._describe(self._scorer)} loaded from {model_path}; listening on '
-            f'{self._image_sub.topic_name}'
-            + (f' and {self._compressed_sub.topic_name}' if self._compressed_sub else ''))
+        self.get_logger().info(f'active: listening on {self._inputs[0].topic_name} '
+                               f'(camera info: {self._inputs[1].topic_name})')
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Unsubscribe, drop queued frames, stop the worker and disable the publishers."""
+        self._stop_input()
+        self.get_logger().info('inactive: not subscribed, publishing nothing')
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release the model and the publishers."""
+        self._release()
+        self.get_logger().info('unconfigured: model released')
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release everything, from any primary state."""
+        self._stop_input()
+        self._release()
+        self.get_logger().info('finalized')
+        return super().on_shutdown(state)
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release everything after a transition raised; the node becomes unconfigured."""
+        self._stop_input()
+        self._release()
+        self.get_logger().error(f'a transition from {state.label} raised; now unconfigured')
+        return super().on_error(state)
+
+    def _stop_input(self) -> None:
+        """Destroy the subscriptions and the diagnostics timer; stop the worker thread."""
+        for subscription in self._inputs:
+            self.destroy_subscription(subscription)
+        self._inputs = []
+        if self._diagnostics_timer is not None:
+            self.destroy_timer(self._diagnostics_timer)
+            self._diagnostics_timer = None
+        self._stopping.set()
+        if self._queue is not None:
+            self._queue.close()
+            self._queue = None
+        if self._worker is not None:
+            self._worker.join(timeout=10.0)
+            self._worker = None
+
+    def _release(self) -> None:
+        """Drop the model, the last camera info and every lifecycle publisher."""
+        self._scorer = None
+        self._camera_info = None
+        for entity in list(self._managed_entities):
+            if isinstance(entity, LifecyclePublisher):
+                self.destroy_lifecycle_publisher(entity)
 
     # ----------------------------------------------------------------- parameters
     @staticmethod
@@ -254,25 +231,29 @@ class DetectorNode(Node):
             mode = ''
         return f'model {detector.model_id} ({detector.method}/{detector.backbone}{mode})'
 
-    @staticmethod
-    def _checked_bands(bands: Any) -> tuple[int, int, int]:
-        bands = tuple(int(b) for b in bands)
-        if len(bands) != 3 or not all(0 <= b < MULTISPECTRAL_BANDS for b in bands):
-            raise ValueError(f'multispectral_rgb_bands must be 3 band indices in '
-                             f'0..{MULTISPECTRAL_BANDS - 1}, got {list(bands)}')
-        return bands  # type: ignore[return-value]
-
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
-        """Validate a batch of changes; apply all of them or none."""
-        changes = {p.name: p.value for p in parameters}
+        """Validate the changes of one request; apply all of them or none.
+
+        A new ``model_path`` must be a file under ``model_dir``. Unconfigured, values are only
+        checked (configure reads them); otherwise the new model is loaded before it is accepted.
+        """
+        changes = {p.name: p.value for p in parameters if p.name in PARAMETERS}
         current = self._scorer
+        if not changes:  # e.g. QoS override parameters declared by a new subscription
+            return SetParametersResult(successful=True)
         try:
-            bands = (self._checked_bands(changes['multispectral_rgb_bands'])
-                     if 'multispectral_rgb_bands' in changes else current.scale.rgb_bands)
-            model = (self._load_model(changes['model_path'])
-                     if 'model_path' in changes else current.model)
+            bands = (checked_bands(changes['multispectral_rgb_bands'])
+                     if 'multispectral_rgb_bands' in changes else None)
+            model_file = (allowed_model_path(self.get_parameter('model_dir').value,
+                                             changes['model_path'])
+                          if 'model_path' in changes else None)
+            if current is None:
+                return SetParametersResult(successful=True)
+            model = (self._load_model(str(model_file)) if model_file is not None
+                     else current.model)
         except (ValueError, StartupError) as error:
             return SetParametersResult(successful=False, reason=str(error))
+        bands = bands or current.scale.rgb_bands
         scorer = FrameScorer(
             model, bool(changes.get('spectral_fusion', current.spectral_fusion)), ScaleOptions(
                 sixteen_bit_max=int(changes.get('sixteen_bit_max',
@@ -293,15 +274,22 @@ class DetectorNode(Node):
     # ----------------------------------------------------------------- frames
     def _enqueue(self, message: Image | CompressedImage) -> None:
         """Subscription callback: queue the frame (no conversion here)."""
+        queue = self._queue
+        if queue is None:
+            return
         self.counters.add('received')
-        dropped = self._queue.put(Frame(message, time.monotonic()))
+        dropped = queue.put(Frame(message, time.monotonic()))
         if dropped:
             self.counters.add('dropped', dropped)
 
-    def _work(self) -> None:
-        """Worker thread: process queued frames until the node is closed."""
-        while self.context.ok() and not self._stopping.is_set():
-            frame = self._queue.get(timeout=0.2)
+    def _store_camera_info(self, message: CameraInfo) -> None:
+        """Keep the newest camera info; it goes out with each map and heatmap."""
+        self._camera_info = message
+
+    def _work(self, queue: NewestFrameQueue, stopping: threading.Event) -> None:
+        """Worker thread: process queued frames until deactivated or shut down."""
+        while self.context.ok() and not stopping.is_set():
+            frame = queue.get(timeout=0.2)
             if frame is None:
                 continue
             try:
@@ -338,6 +326,11 @@ class DetectorNode(Node):
             overlay = heatmap.overlay(scored.display, prediction.anomaly_map, self._alpha,
                                       scorer.map_range())
             self._heatmap_pub.publish(raw_to_image_msg(array_to_image(overlay, 'rgb8'), header))
+        camera_info = self._camera_info
+        if camera_info is not None and (self._publish_map or self._publish_heatmap):
+            camera_info = copy.copy(camera_info)
+            camera_info.header = header  # a new header: the stored message is not changed
+            self._camera_info_pub.publish(camera_info)
         self._score_pub.publish(
             score_msg(header, prediction.score, prediction.raw_score, threshold))
         record = DetectionRecord(
@@ -379,17 +372,28 @@ class DetectorNode(Node):
     # ----------------------------------------------------------------- shutdown
     def destroy_node(self) -> None:
         """Stop the worker thread, then destroy the node."""
-        stopping = getattr(self, '_stopping', None)
-        if stopping is not None:
-            stopping.set()
-            self._queue.close()
-            self._worker.join(timeout=10.0)
+        self._stop_input()
         super().destroy_node()
 
 
+def spin_until_finalized(node: DetectorNode) -> None:
+    """Spin ``node`` until rclpy shuts down or the node is finalized (shutdown transition)."""
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    try:
+        while node.context.ok() and node.lifecycle_state != 'finalized':
+            executor.spin_once(timeout_sec=0.5)
+        if node.context.ok():
+            executor.spin_once(timeout_sec=0.2)  # let the shutdown response go out
+    finally:
+        executor.remove_node(node)
+        executor.shutdown()
+
+
 def main(args: list[str] | None = None) -> int:
-    """Run the detector node until shutdown; return 1 if it cannot start."""
-    return run_node(DetectorNode, args, startup_errors=(StartupError,))
+    """Run the detector node until shutdown; return 1 if autostart cannot configure it."""
+    return run_node(DetectorNode, args, startup_errors=(StartupError,),
+                    spin=spin_until_finalized)
 
 
 if __name__ == '__main__':

@@ -1,18 +1,48 @@
-"""Parameters of the detector node: names, defaults, descriptions and ranges.
+"""Parameters of the detector node: names, defaults, descriptions, ranges and value checks.
 
 Kept apart from the node so configuration files can be checked without loading torch.
 Parameters marked read-only take effect at start only; the others can change at run time.
 """
 from __future__ import annotations
 
+from typing import Any
+
+from vad4space_ros.deploy.image_encoding import MULTISPECTRAL_BANDS
 from vad4space_ros.nodes.parameters import parameter_descriptor, ParameterTable
+
+TRANSPORTS = ('raw', 'compressed')  # values of the transport parameter
+
+
+def checked_bands(bands: Any) -> tuple[int, int, int]:
+    """Return ``multispectral_rgb_bands`` as 3 band indices; raise ValueError if invalid."""
+    bands = tuple(int(b) for b in bands)
+    if len(bands) != 3 or not all(0 <= b < MULTISPECTRAL_BANDS for b in bands):
+        raise ValueError(f'multispectral_rgb_bands must be 3 band indices in '
+                         f'0..{MULTISPECTRAL_BANDS - 1}, got {list(bands)}')
+    return bands  # type: ignore[return-value]
+
+
+def checked_transport(transport: str) -> str:
+    """Return ``transport`` if it is one of TRANSPORTS; raise ValueError otherwise."""
+    if transport not in TRANSPORTS:
+        raise ValueError(f'transport must be one of {", ".join(TRANSPORTS)}, got {transport!r}')
+    return transport
+
 
 # name -> (default, descriptor); read_only ones take effect at start only.
 PARAMETERS: ParameterTable = {
     'model_path': ('', parameter_descriptor(
         'Model file: written by `vad4space fit` (plain, or 6-band fused with '
-        '--spectral-fusion) or `vad4space export` (.onnx). Changing it at run time loads the '
-        'new model first and keeps the old one if loading fails.')),
+        '--spectral-fusion) or `vad4space export` (.onnx). Loaded at configure. A run-time '
+        'change must name a file under model_dir; it loads the new model first and keeps the '
+        'old one if loading fails.')),
+    'model_dir': ('', parameter_descriptor(
+        'Folder whose files (symlinks resolved, no "..") model_path may be changed to at run '
+        'time; empty refuses every run-time model_path change.', read_only=True)),
+    'autostart': (True, parameter_descriptor(
+        'Configure and activate at start, like a plain node (a model that cannot load is '
+        'then fatal); false waits for lifecycle transitions (~/change_state).',
+        read_only=True)),
     'spectral_fusion': (True, parameter_descriptor(
         'For a fused model (`vad4space fit --spectral-fusion`): true publishes the fusion of '
         'the 6-band RX branch with the RGB branch; false scores the RGB branch only (on the '
@@ -30,9 +60,10 @@ PARAMETERS: ParameterTable = {
         read_only=True, integer=(1, 100))),
     'diagnostics_period': (1.0, parameter_descriptor(
         'Seconds between /diagnostics statuses.', read_only=True, floating=(0.1, 60.0))),
-    'subscribe_compressed': (False, parameter_descriptor(
-        'Also subscribe to <image topic>/compressed (sensor_msgs/CompressedImage, JPEG/PNG).',
-        read_only=True)),
+    'transport': ('raw', parameter_descriptor(
+        'Input transport, image_transport style: raw subscribes to <image> '
+        '(sensor_msgs/Image); compressed to <image>/compressed (sensor_msgs/CompressedImage, '
+        'JPEG/PNG). Exactly one of the two.', read_only=True)),
     'multispectral_rgb_bands': ([0, 1, 2], parameter_descriptor(
         'For 6-band frames (8UC6/16UC6/32FC6) and an RGB-only model: the band indices fed '
         'to R, G, B (a fused model uses the bands stored in it).')),
