@@ -34,12 +34,12 @@ import time
 
 import numpy as np
 
-from vad4space_ros.evaluation.resources import process_memory_mb
-
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PACKAGE_ROOT / 'test'))
 
 import ros_harness  # noqa: E402  (sets the isolated ROS environment before rclpy is used)
+
+from vad4space_ros.evaluation.resources import process_memory_mb  # noqa: E402
 
 
 @dataclass
