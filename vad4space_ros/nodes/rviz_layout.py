@@ -9,9 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import yaml
-
 from vad4space_ros.atomic_files import atomic_write_text
+import yaml
 
 DETECTOR_NODE = 'vad4space_detector'
 INPUT_DISPLAY = 'Input'
