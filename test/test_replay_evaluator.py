@@ -225,6 +225,42 @@ def test_evaluator_counts_unmatched_duplicate_and_malformed_messages(
     assert result['decisions']['tp'] == 1 and result['decisions']['tn'] == 2
 
 
+def test_namespaced_replay_and_evaluator_read_the_shared_parameter_file(
+        setting1_bag: Path, ros: ros_harness.RosTestNode, tmp_path: Path) -> None:
+    # Both nodes run in /rover1 with config/replay.yaml (keyed /**/); this test answers as the
+    # detector on the namespaced topics, so the run completes only if the file's relative
+    # pace_on_topic and the evaluator's transient-local labels were loaded and resolved there.
+    truth = {frame.stamp_ns: frame.label.label for frame in bags.read_benchmark_bag(setting1_bag)}
+    output = tmp_path / 'metrics.json'
+    detection_pub = ros.node.create_publisher(
+        DiagnosticArray, '/rover1/vad4space_detector/detection',
+        QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    ros.node.create_subscription(
+        Image, '/rover1/camera/image_raw',
+        lambda image: detection_pub.publish(_detection_msg(
+            stamp_to_ns(image.header), 0.9 if truth[stamp_to_ns(image.header)] else 0.1)),
+        QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    config = PACKAGE_ROOT / 'config' / 'replay.yaml'
+    namespace = {'__ns': '/rover1'}  # the ros-args form of a launch file's namespace=
+    evaluator_remaps = {**namespace, 'detection': 'vad4space_detector/detection',
+                        'label': 'camera/label', 'replay_status': 'vad4space_replay/status'}
+    replay_remaps = {**namespace, 'image': 'camera/image_raw', 'label': 'camera/label'}
+    with ros_harness.run_node(ros_harness.node_command('vad4space_evaluator'), params_file=config,
+                              parameters={'output': str(output), 'timeout': RUN_TIMEOUT},
+                              remappings=evaluator_remaps) as evaluator, \
+            ros_harness.run_node(ros_harness.node_command('vad4space_replay'), params_file=config,
+                                 parameters={'bag': str(setting1_bag),
+                                             'wait_timeout': RUN_TIMEOUT},
+                                 remappings=replay_remaps) as replay:
+        ros.spin_until(lambda: not evaluator.alive(), RUN_TIMEOUT, what='the evaluator to finish')
+        assert evaluator.wait(timeout=1.0) == 0, evaluator.log()
+        assert replay.wait(timeout=30.0) == 0, replay.log()
+        assert 'paced on /rover1/vad4space_detector/detection' in replay.log()
+    result = json.loads(output.read_text())
+    assert result['complete'] is True and result['counts']['matched'] == len(truth) == 28
+    assert result['metrics']['img_auroc'] == 1.0
+
+
 def _check_section(section: dict, declared: dict, where: str) -> None:
     assert section, f'{where}: empty ros__parameters'
     for name, value in section.items():
