@@ -18,8 +18,9 @@ by default they configure and activate themselves.
 import os
 import tempfile
 
+from ament_index_python.packages import get_package_prefix, PackageNotFoundError
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, GroupAction, LogInfo, OpaqueFunction
 from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
@@ -33,7 +34,12 @@ HEATMAP_TOPIC = 'vad4space_detector/heatmap'
 
 
 def _rviz(context, *args, **kwargs) -> list:
-    """Start RViz on a copy of config/vad4space.rviz with this launch's topics."""
+    """Start RViz on a copy of config/vad4space.rviz with this launch's topics (if installed)."""
+    try:
+        get_package_prefix('rviz2')
+    except PackageNotFoundError:
+        return [LogInfo(msg='rviz:=true but rviz2 is not installed (apt install '
+                            'ros-$ROS_DISTRO-rviz2): the nodes run without RViz')]
     namespace = LaunchConfiguration('namespace').perform(context)
     topics = layout_topics(namespace, LaunchConfiguration('image_topic').perform(context))
     template = os.path.join(FindPackageShare(PACKAGE).perform(context), 'config',
