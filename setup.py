@@ -11,7 +11,7 @@ setup(
     packages=find_packages(exclude=['test']),
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
-        (f'share/{PACKAGE}', ['package.xml']),
+        (f'share/{PACKAGE}', ['package.xml', 'LICENSE']),
         (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
         (f'share/{PACKAGE}/config',
          glob('config/*.yaml') + glob('config/*.rviz') + glob('config/*.xml')),

@@ -39,6 +39,8 @@ sys.path.insert(0, str(PACKAGE_ROOT / 'test'))
 
 import ros_harness  # noqa: E402  (sets the isolated ROS environment before rclpy is used)
 
+from vad4space_ros.evaluation.resources import process_memory_mb  # noqa: E402
+
 
 @dataclass
 class Result:
@@ -66,14 +68,6 @@ class FusionCost:
     model: Path
     inference_ms: dict[bool, list[float]]
     end_to_end_ms: dict[bool, list[float]]
-
-
-def memory_mb(pid: int, field: str) -> float:
-    """Return a memory figure (VmRSS, VmHWM) of a process from /proc in MB."""
-    for line in Path(f'/proc/{pid}/status').read_text().splitlines():
-        if line.startswith(field + ':'):
-            return int(line.split()[1]) / 1024.0
-    raise KeyError(field)
 
 
 def is_fused_model(path: Path) -> bool:
@@ -159,7 +153,7 @@ def benchmark_model(model: Path, frames: list[np.ndarray], encoding: str,
         ros.publish_until_answered(publisher, warmup, [scores, detections], timeout=300.0,
                                    process=process)
         startup_s = time.monotonic() - started
-        idle_rss = memory_mb(process.pid, 'VmRSS')
+        idle_rss = process_memory_mb(process.pid, 'VmRSS')
         scores.clear()
         detections.clear()
         ros.spin_for(1.0)  # let the warm-up frames' diagnostics window pass
@@ -204,7 +198,7 @@ def benchmark_model(model: Path, frames: list[np.ndarray], encoding: str,
                 (arrived - sent_at[m.header.frame_id]) * 1000.0
                 for m, arrived in zip(scores.messages, scores.arrival_times)
                 if m.header.frame_id in sent_at]
-        result.peak_rss_mb = memory_mb(process.pid, 'VmHWM')
+        result.peak_rss_mb = process_memory_mb(process.pid, 'VmHWM')
     return result
 
 

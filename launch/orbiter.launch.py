@@ -1,9 +1,10 @@
 r"""Launch the VAD4Space detector on an orbiter camera (LROC NAC-like, Moon).
 
-Includes detector.launch.py with config/orbiter.yaml. Example::
+Includes detector.launch.py (its namespace, lifecycle, downlink and rviz arguments apply
+too) with config/orbiter.yaml. Example::
 
-    ros2 launch vad4space_ros orbiter.launch.py model_path:=/models/lroc_padim.v4s \
-        image_topic:=/lroc/nac_left/image_raw rviz:=true
+    ros2 launch vad4space_ros orbiter.launch.py model_path:=/models/lroc_padim.onnx \
+        image_topic:=lroc/nac_left/image_raw rviz:=true
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
@@ -19,10 +20,10 @@ def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare(PACKAGE)
     return LaunchDescription([
         DeclareLaunchArgument(
-            'image_topic', default_value='/lroc/image_raw',
-            description='sensor_msgs/Image topic of the orbital camera.'),
+            'image_topic', default_value='lroc/image_raw',
+            description='sensor_msgs/Image topic of the orbital camera (relative to namespace).'),
         DeclareLaunchArgument(
-            'model_path', description='Model artifact written by `vad4space fit`.'),
+            'model_path', description='Model file written by `vad4space fit` (.onnx, ...).'),
         DeclareLaunchArgument(
             'config', default_value=PathJoinSubstitution([share, 'config', 'orbiter.yaml']),
             description='Parameter file (ros__parameters) of the detector.'),

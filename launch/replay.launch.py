@@ -3,13 +3,14 @@ r"""Evaluate a model on a benchmark bag: replay -> detector -> evaluator, lossle
 The replay waits for each frame's detection before sending the next (closed loop, see
 ``vad4space_replay``), the evaluator matches detections with the bag's labels by header stamp
 and writes the metrics JSON; the launch ends when the evaluator exits. The detector comes from
-detector.launch.py (so ``rviz:=true`` shows it at work).
+detector.launch.py (so ``rviz:=true`` shows it at work, ``lifecycle:=true`` makes it wait for
+configure/activate, and ``namespace:=...`` puts all three nodes in one namespace).
 
 Example::
 
     vad4space bag make lroc --setting 1 --root data/lroc --out lroc_s1
     ros2 launch vad4space_ros replay.launch.py bag:=lroc_s1 \
-        model_path:=/models/lroc_padim.v4s output:=lroc_s1_metrics.json
+        model_path:=/models/lroc_padim.onnx output:=lroc_s1_metrics.json
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, Shutdown
@@ -20,8 +21,8 @@ from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = 'vad4space_ros'
-DETECTION_TOPIC = '/vad4space_detector/detection'
-REPLAY_STATUS_TOPIC = '/vad4space_replay/status'
+DETECTION_TOPIC = 'vad4space_detector/detection'
+REPLAY_STATUS_TOPIC = 'vad4space_replay/status'
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -31,18 +32,21 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'bag', description='rosbag2 folder written by `vad4space bag make`.'),
         DeclareLaunchArgument(
-            'model_path', description='Model artifact written by `vad4space fit`.'),
+            'model_path', description='Model file written by `vad4space fit` (.onnx, ...).'),
         DeclareLaunchArgument(
             'output', description='Metrics JSON file the evaluator writes.'),
         DeclareLaunchArgument(
             'rate', default_value='0.0',
             description='Images per second; 0 = as fast as the detector answers.'),
         DeclareLaunchArgument(
-            'image_topic', default_value='/camera/image_raw',
-            description='Topic the frames are replayed on and the detector reads.'),
+            'image_topic', default_value='camera/image_raw',
+            description='Topic the frames are replayed on and the detector reads (relative).'),
         DeclareLaunchArgument(
-            'label_topic', default_value='/camera/label',
-            description='Topic the ground-truth labels are replayed on.'),
+            'label_topic', default_value='camera/label',
+            description='Topic the ground-truth labels are replayed on (relative).'),
+        DeclareLaunchArgument(
+            'namespace', default_value='',
+            description='Namespace of the three nodes; topics resolve inside it.'),
         DeclareLaunchArgument(
             'config', default_value=PathJoinSubstitution([share, 'config', 'replay.yaml']),
             description='Parameter file with sections for the three nodes.'),
@@ -50,9 +54,10 @@ def generate_launch_description() -> LaunchDescription:
             PythonLaunchDescriptionSource(
                 PathJoinSubstitution([share, 'launch', 'detector.launch.py'])),
             launch_arguments={name: LaunchConfiguration(name) for name in
-                              ('image_topic', 'model_path', 'config')}.items()),
+                              ('image_topic', 'model_path', 'config', 'namespace')}.items()),
         Node(
             package=PACKAGE, executable='vad4space_evaluator', name='vad4space_evaluator',
+            namespace=LaunchConfiguration('namespace'),
             parameters=[LaunchConfiguration('config'),
                         {'output': LaunchConfiguration('output')}],
             remappings=[('detection', DETECTION_TOPIC),
@@ -61,6 +66,7 @@ def generate_launch_description() -> LaunchDescription:
             output='screen', emulate_tty=True, on_exit=Shutdown()),
         Node(
             package=PACKAGE, executable='vad4space_replay', name='vad4space_replay',
+            namespace=LaunchConfiguration('namespace'),
             parameters=[LaunchConfiguration('config'), {
                 'bag': LaunchConfiguration('bag'),
                 'rate_hz': ParameterValue(LaunchConfiguration('rate'), value_type=float)}],

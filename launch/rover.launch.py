@@ -1,9 +1,10 @@
 r"""Launch the VAD4Space detector on a rover mast camera (Mastcam-like, Mars).
 
-Includes detector.launch.py with config/rover.yaml. Example::
+Includes detector.launch.py (its namespace, lifecycle, downlink and rviz arguments apply
+too) with config/rover.yaml. Example::
 
-    ros2 launch vad4space_ros rover.launch.py model_path:=/models/mastcam_padim.v4s \
-        image_topic:=/mastcam/left/image_raw rviz:=true
+    ros2 launch vad4space_ros rover.launch.py model_path:=/models/mastcam_padim.onnx \
+        image_topic:=mastcam/left/image_raw rviz:=true
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
@@ -19,10 +20,10 @@ def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare(PACKAGE)
     return LaunchDescription([
         DeclareLaunchArgument(
-            'image_topic', default_value='/mastcam/image_raw',
-            description='sensor_msgs/Image topic of the mast camera.'),
+            'image_topic', default_value='mastcam/image_raw',
+            description='sensor_msgs/Image topic of the mast camera (relative to namespace).'),
         DeclareLaunchArgument(
-            'model_path', description='Model artifact written by `vad4space fit`.'),
+            'model_path', description='Model file written by `vad4space fit` (.onnx, ...).'),
         DeclareLaunchArgument(
             'config', default_value=PathJoinSubstitution([share, 'config', 'rover.yaml']),
             description='Parameter file (ros__parameters) of the detector.'),

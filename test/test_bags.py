@@ -8,7 +8,9 @@ from rosbags.rosbag2 import Reader, Writer
 from vad4space_ros.cli import main
 from vad4space_ros.data import bags
 from vad4space_ros.data import load_bands, load_dataset, load_rgb, synthetic
+from vad4space_ros.data.labels import ground_truth_of, GroundTruth, LabelError
 from vad4space_ros.data.protocols import make_setting
+from vad4space_ros.stamps import ns_to_sec_nanosec, stamp_to_ns
 
 
 @pytest.fixture(scope='module')
@@ -30,9 +32,8 @@ def test_round_trip_keeps_pixels_labels_and_stamps(mastcam_root, tmp_path, stora
     for index, (frame, sample) in enumerate(zip(frames, samples)):
         assert frame.stamp_ns == bags.DEFAULT_START_NS + index * 250_000_000
         assert np.array_equal(frame.image, load_rgb(sample))
-        assert frame.label == {'label': str(sample.label), 'category': sample.category,
-                               'source': sample.path.name, 'split': 'test',
-                               'index': str(index)}
+        assert frame.label == GroundTruth(sample.label, sample.category, sample.path.name,
+                                          'test', index, 'mastcam')
     with Reader(bag) as reader:
         assert {c.topic: c.msgtype for c in reader.connections} == {
             bags.IMAGE_TOPIC: bags.IMAGE_TYPE, bags.LABEL_TOPIC: bags.LABEL_TYPE}
@@ -65,7 +66,7 @@ def test_bag_without_label_topic_names_what_it_has(tmp_path):
         image = np.zeros((4, 4, 3), np.uint8)
         writer.write(connection, 1, bags.TYPESTORE.serialize_cdr(
             bags.array_to_image_msg(image, 1, 'cam'), bags.IMAGE_TYPE))
-    with pytest.raises(bags.BagError, match=r"/camera/image_raw.*has \['/cam/image"):
+    with pytest.raises(bags.BagError, match=r"/camera/image_raw.*its topics are \['/cam/image"):
         list(bags.read_benchmark_bag(bag))
 
 
@@ -92,8 +93,8 @@ def test_cli_bag_make_writes_the_requested_setting(mastcam_root, tmp_path, capsy
                  '--out', str(out), '--storage', 'mcap', '--seed', '4']) == 0
     expected = make_setting(load_dataset('mastcam', mastcam_root), 2, seed=4).test
     frames = list(bags.read_benchmark_bag(out))
-    assert [f.label['source'] for f in frames] == [s.path.name for s in expected]
-    assert sum(int(f.label['label']) for f in frames) == sum(s.label for s in expected) == 1
+    assert [f.label.source for f in frames] == [s.path.name for s in expected]
+    assert sum(f.label.label for f in frames) == sum(s.label for s in expected) == 1
     assert main(['bag', 'make', 'mastcam', '--setting', '2', '--root', str(mastcam_root),
                  '--out', str(out)]) == 2
     assert 'exists already' in capsys.readouterr().err
@@ -111,3 +112,60 @@ def test_bgr8_frames_decode_in_rgb_order_and_bad_ones_raise_bag_error():
         bags.image_msg_to_array(msg)
     with pytest.raises(bags.BagError, match='int64'):
         bags.array_to_image_msg(np.zeros((2, 2), np.int64), 1, 'cam')
+
+
+def test_label_message_round_trips_through_the_one_label_format():
+    truth = GroundTruth(1, 'crater', 'a.jpg', 'test', 7, 'lroc')
+    msg = bags.label_msg(truth, 1_700_000_000_250_000_000, 'cam')
+    decoded = bags.TYPESTORE.deserialize_cdr(
+        bags.TYPESTORE.serialize_cdr(msg, bags.LABEL_TYPE), bags.LABEL_TYPE)
+    assert ground_truth_of(decoded.status) == truth
+    assert decoded.status[0].message == 'anomaly' and decoded.status[0].level == 1  # WARN
+    assert stamp_to_ns(decoded.header) == 1_700_000_000_250_000_000
+    assert GroundTruth.from_key_values([('label', '0')]) == GroundTruth(0)
+
+
+@pytest.mark.parametrize('pairs, match', [
+    ([('label', '2')], 'label must be 0 or 1'), ([('category', 'x')], 'label must be 0 or 1'),
+    ([('label', '1'), ('index', '-3')], 'index must be')])
+def test_malformed_labels_raise_label_error(pairs, match):
+    with pytest.raises(LabelError, match=match):
+        GroundTruth.from_key_values(pairs)
+
+
+def test_label_message_without_ground_truth_status_is_refused():
+    msg = bags.label_msg(GroundTruth(0), 5, 'cam')
+    msg.status[0].name = 'something/else'
+    with pytest.raises(LabelError, match='no .vad4space/ground_truth. status'):
+        ground_truth_of(msg.status)
+
+
+def test_stamp_split_and_join_are_inverse_and_refuse_negative_stamps():
+    assert ns_to_sec_nanosec(1_700_000_000_000_000_001) == (1_700_000_000, 1)
+    with pytest.raises(ValueError, match='negative'):
+        ns_to_sec_nanosec(-1)
+
+
+def test_stamped_messages_skip_undecodable_messages_when_asked(tmp_path):
+    bag = tmp_path / 'bag'
+    with Writer(bag, version=bags.BAG_VERSION) as writer:
+        connection = writer.add_connection(bags.IMAGE_TOPIC, bags.IMAGE_TYPE,
+                                           typestore=bags.TYPESTORE)
+        image = np.zeros((2, 2, 3), np.uint8)
+        writer.write(connection, 1, bags.TYPESTORE.serialize_cdr(
+            bags.array_to_image_msg(image, 1, 'cam'), bags.IMAGE_TYPE))
+        writer.write(connection, 2, b'\x00\x01\x00\x00broken')
+        writer.write(connection, 3, bags.TYPESTORE.serialize_cdr(
+            bags.array_to_image_msg(image, 3, 'cam'), bags.IMAGE_TYPE))
+    topics = bags.check_bag(bag, labels_required=False)
+    assert topics.counts == {bags.IMAGE_TOPIC: 3}
+    skipped = []
+    messages = list(bags.stamped_messages(bag, [bags.IMAGE_TOPIC],
+                                          lambda topic, error: skipped.append(topic)))
+    assert [m.stamp_ns for m in messages] == [1, 3] and skipped == [bags.IMAGE_TOPIC]
+    with pytest.raises(bags.BagError, match='undecodable message'):
+        list(bags.stamped_messages(bag, [bags.IMAGE_TOPIC]))
+    with pytest.raises(bags.BagError, match='DiagnosticArray topic'):
+        bags.check_bag(bag)  # labels required by default
+    with pytest.raises(bags.BagError, match='does not exist'):
+        bags.check_bag(tmp_path / 'missing')

@@ -21,13 +21,15 @@ from std_msgs.msg import Header
 
 from vad4space_ros.data import bags
 from vad4space_ros.data import load_dataset
+from vad4space_ros.data.labels import ground_truth_of, GroundTruth, LABEL_STATUS_NAME
 from vad4space_ros.data.protocols import make_setting
 from vad4space_ros.deploy.image_encoding import image_to_array
 from vad4space_ros.deploy.records import DetectionRecord
 from vad4space_ros.evaluation.metrics import image_metrics
 from vad4space_ros.nodes import evaluator_node, replay_node
 from vad4space_ros.nodes.detector_parameters import PARAMETERS as DETECTOR_PARAMETERS
-from vad4space_ros.nodes.ros_conversions import image_msg_to_raw, record_to_msg, stamp_to_ns
+from vad4space_ros.nodes.ros_conversions import (
+    image_msg_to_raw, ns_to_stamp, record_to_msg, stamp_to_ns)
 import yaml
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +109,7 @@ def test_replay_detector_evaluator_match_offline_metrics(
     assert counts['labels_without_detection'] == counts['detections_without_label'] == 0
     assert result['complete'] is True
 
-    labels = [int(frame.label['label']) for frame in frames]
+    labels = [frame.label.label for frame in frames]
     offline_metrics = image_metrics(labels, [offline[f.stamp_ns].score for f in frames], 0.5)
     assert abs(result['metrics']['img_auroc'] - offline_metrics['img_auroc']) <= 1e-6
     assert abs(result['metrics']['auc_pr'] - offline_metrics['auc_pr']) <= 1e-6
@@ -157,25 +159,22 @@ def test_dataset_folder_replay_reproduces_the_bag(
     for frame, image, label in zip(frames, images.messages, labels.messages):
         assert stamp_to_ns(image.header) == stamp_to_ns(label.header) == frame.stamp_ns
         np.testing.assert_array_equal(image_to_array(image_msg_to_raw(image)), frame.image)
-        assert {pair.key: pair.value for pair in label.status[0].values} == frame.label
+        assert ground_truth_of(label.status) == frame.label
 
 
 def _label_msg(stamp_ns: int, label: int) -> DiagnosticArray:
-    header = Header(frame_id='camera')
-    header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-    status = DiagnosticStatus(name=bags.LABEL_STATUS_NAME, values=[
-        KeyValue(key='label', value=str(label)), KeyValue(key='category', value='c'),
-        KeyValue(key='source', value=f'{stamp_ns}.jpg')])
-    return DiagnosticArray(header=header, status=[status])
+    truth = GroundTruth(label, category='c', source=f'{stamp_ns}.jpg')
+    status = DiagnosticStatus(name=LABEL_STATUS_NAME, values=[
+        KeyValue(key=key, value=value) for key, value in truth.to_key_values()])
+    return DiagnosticArray(header=Header(frame_id='camera', stamp=ns_to_stamp(stamp_ns)),
+                           status=[status])
 
 
 def _detection_msg(stamp_ns: int, score: float) -> DiagnosticArray:
     record = DetectionRecord(stamp_ns=stamp_ns, frame_id='camera', score=score,
                              raw_score=score * 10, threshold=0.5, is_anomaly=score >= 0.5,
                              method='padim', model_id='m', latency_ms=5.0)
-    header = Header(frame_id='camera')
-    header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-    return record_to_msg(record, header)
+    return record_to_msg(record, Header(frame_id='camera', stamp=ns_to_stamp(stamp_ns)))
 
 
 def test_evaluator_counts_unmatched_duplicate_and_malformed_messages(
@@ -224,6 +223,42 @@ def test_evaluator_counts_unmatched_duplicate_and_malformed_messages(
     expected = image_metrics([0, 1, 0], [0.2, 0.9, 0.4], 0.5)
     assert result['metrics']['img_auroc'] == expected['img_auroc'] == 1.0
     assert result['decisions']['tp'] == 1 and result['decisions']['tn'] == 2
+
+
+def test_namespaced_replay_and_evaluator_read_the_shared_parameter_file(
+        setting1_bag: Path, ros: ros_harness.RosTestNode, tmp_path: Path) -> None:
+    # Both nodes run in /rover1 with config/replay.yaml (keyed /**/); this test answers as the
+    # detector on the namespaced topics, so the run completes only if the file's relative
+    # pace_on_topic and the evaluator's transient-local labels were loaded and resolved there.
+    truth = {frame.stamp_ns: frame.label.label for frame in bags.read_benchmark_bag(setting1_bag)}
+    output = tmp_path / 'metrics.json'
+    detection_pub = ros.node.create_publisher(
+        DiagnosticArray, '/rover1/vad4space_detector/detection',
+        QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    ros.node.create_subscription(
+        Image, '/rover1/camera/image_raw',
+        lambda image: detection_pub.publish(_detection_msg(
+            stamp_to_ns(image.header), 0.9 if truth[stamp_to_ns(image.header)] else 0.1)),
+        QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    config = PACKAGE_ROOT / 'config' / 'replay.yaml'
+    namespace = {'__ns': '/rover1'}  # the ros-args form of a launch file's namespace=
+    evaluator_remaps = {**namespace, 'detection': 'vad4space_detector/detection',
+                        'label': 'camera/label', 'replay_status': 'vad4space_replay/status'}
+    replay_remaps = {**namespace, 'image': 'camera/image_raw', 'label': 'camera/label'}
+    with ros_harness.run_node(ros_harness.node_command('vad4space_evaluator'), params_file=config,
+                              parameters={'output': str(output), 'timeout': RUN_TIMEOUT},
+                              remappings=evaluator_remaps) as evaluator, \
+            ros_harness.run_node(ros_harness.node_command('vad4space_replay'), params_file=config,
+                                 parameters={'bag': str(setting1_bag),
+                                             'wait_timeout': RUN_TIMEOUT},
+                                 remappings=replay_remaps) as replay:
+        ros.spin_until(lambda: not evaluator.alive(), RUN_TIMEOUT, what='the evaluator to finish')
+        assert evaluator.wait(timeout=1.0) == 0, evaluator.log()
+        assert replay.wait(timeout=30.0) == 0, replay.log()
+        assert 'paced on /rover1/vad4space_detector/detection' in replay.log()
+    result = json.loads(output.read_text())
+    assert result['complete'] is True and result['counts']['matched'] == len(truth) == 28
+    assert result['metrics']['img_auroc'] == 1.0
 
 
 def _check_section(section: dict, declared: dict, where: str) -> None:

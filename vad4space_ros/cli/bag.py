@@ -34,12 +34,12 @@ def _info(args: argparse.Namespace) -> int:
     categories: Counter = Counter()
     first = last = None
     for frame in bags.read_benchmark_bag(args.bag, args.image_topic, args.label_topic):
-        labels[frame.label.get('label')] += 1
-        categories[frame.label.get('category')] += 1
+        labels[frame.label.label] += 1
+        categories[frame.label.category] += 1
         first = frame.stamp_ns if first is None else first
         last = frame.stamp_ns
     total = sum(labels.values())
-    print(f'{args.bag}: {total} labelled frames, {labels.get("1", 0)} anomalies')
+    print(f'{args.bag}: {total} labelled frames, {labels[1]} anomalies')
     if total:
         print(f'  stamps {first} .. {last} ns')
     for category, count in sorted(categories.items()):

@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from vad4space_ros.evaluation.resources import peak_rss_mb, reset_peak_rss, rss_mb
+
 BACKENDS = ('torch', 'onnxruntime', 'openvino', 'anomalib-torch', 'anomalib-openvino')
 SCORE_CHECK_IMAGES = 4
 
@@ -137,16 +139,16 @@ def run_worker(request: dict[str, Any]) -> dict[str, Any]:
     predict = _load_backend(backend, files, threads, Path(request['scratch']),
                             tuple(request['input_size']))
     load_s = time.perf_counter() - start
-    load_peak_mb = _memory_mb('VmHWM')
+    load_peak_mb = peak_rss_mb()
     scores = [predict(image) for image in images[:max(request['warmup'], SCORE_CHECK_IMAGES)]]
-    Path('/proc/self/clear_refs').write_text('5')
-    rss_before_mb = _memory_mb('VmRSS')
+    reset_peak_rss()
+    rss_before_mb = rss_mb()
     latencies = []
     for image in images:
         start = time.perf_counter()
         predict(image)
         latencies.append((time.perf_counter() - start) * 1000.0)
-    peak_mb = _memory_mb('VmHWM')
+    peak_mb = peak_rss_mb()
     return {'load_s': load_s, 'load_peak_mb': load_peak_mb, 'peak_mb': peak_mb,
             'inference_extra_mb': peak_mb - rss_before_mb, 'latencies_ms': latencies,
             'raw_scores': [float(s) for s in scores[:SCORE_CHECK_IMAGES]]}
@@ -181,13 +183,6 @@ def _load_backend(backend: str, files: list[str], threads: int, scratch: Path,
         return float(np.asarray(inferencer.predict(image).pred_score).reshape(-1)[0])
 
     return predict
-
-
-def _memory_mb(field: str) -> float:
-    for line in Path('/proc/self/status').read_text().splitlines():
-        if line.startswith(field + ':'):
-            return int(line.split()[1]) / 1024.0
-    raise KeyError(field)
 
 
 def _describe(model: Path) -> dict[str, Any]:

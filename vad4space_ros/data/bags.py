@@ -4,10 +4,9 @@ A benchmark bag holds, per sample, with one shared header stamp:
 
 * ``image_topic`` (default ``/camera/image_raw``): ``sensor_msgs/msg/Image``, ``rgb8``, the RGB
   view of :func:`~vad4space_ros.data.samples.load_rgb`;
-* ``label_topic`` (default ``/camera/label``): ``diagnostic_msgs/msg/DiagnosticArray`` with one
-  status (name ``vad4space/ground_truth``, level OK for normal / WARN for anomaly, message
-  ``normal``/``anomaly``, hardware_id = dataset) whose KeyValue pairs are ``label`` (0/1),
-  ``category``, ``source`` (file name), ``split`` and ``index`` (position in the stream);
+* ``label_topic`` (default ``/camera/label``): ``diagnostic_msgs/msg/DiagnosticArray`` with the
+  ground-truth status of :mod:`vad4space_ros.data.labels` (``label`` 0/1, ``category``,
+  ``source``, ``split``, ``index``);
 * optionally (Mastcam) ``bands_topic`` (default ``/camera/bands``): all six bands as one
   ``sensor_msgs/msg/Image`` with encoding ``32FC6`` (float32 reflectance-like values in
   ``[0, 1]`` = DN / 255, band order R1..R6, ``step = width * 24``). The ``32FC<n>`` form is the
@@ -20,29 +19,35 @@ is what Jazzy writes and Jazzy, Kilted and Rolling read. Humble's rosbag2 cannot
 directly: there, delete ``metadata.yaml`` and run ``ros2 bag reindex <bag>`` (sqlite3), or use
 the ``vad4space_replay`` node. Stamps start at ``start_ns`` and advance by ``1 / rate_hz``; the
 bag's receive timestamps equal the header stamps, so ``ros2 bag play`` paces at ``rate_hz``.
+
+Reading: :func:`check_bag` lists and checks a bag's topics, :func:`stamped_messages` yields the
+serialized messages of chosen topics with their header stamps (the replay node publishes those
+bytes as they are), and :func:`read_benchmark_bag` pairs decoded images with their labels.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 import logging
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import get_typestore, Stores
 from tqdm import tqdm
 
+from vad4space_ros.data.labels import (
+    ground_truth_of, GroundTruth, LABEL_STATUS_NAME, LabelError)
 from vad4space_ros.data.samples import load_bands, load_rgb, Sample
 from vad4space_ros.deploy.image_encoding import (
     array_to_image, image_to_array, ImageEncodingError, RawImage)
+from vad4space_ros.stamps import ns_to_sec_nanosec, stamp_to_ns
 
 IMAGE_TOPIC = '/camera/image_raw'
 LABEL_TOPIC = '/camera/label'
 BANDS_TOPIC = '/camera/bands'
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 LABEL_TYPE = 'diagnostic_msgs/msg/DiagnosticArray'
-LABEL_STATUS_NAME = 'vad4space/ground_truth'
 BAG_VERSION = 8
 STORAGES = {'sqlite3': StoragePlugin.SQLITE3, 'mcap': StoragePlugin.MCAP}
 DEFAULT_START_NS = 1_700_000_000_000_000_000
@@ -60,7 +65,29 @@ class BenchmarkFrame(NamedTuple):
 
     stamp_ns: int
     image: np.ndarray
-    label: dict[str, str]
+    label: GroundTruth
+
+
+class StampedMessage(NamedTuple):
+    """One stored message: its topic, header stamp, serialized CDR bytes and decoded form."""
+
+    topic: str
+    stamp_ns: int
+    data: bytes
+    msg: Any
+
+
+@dataclass(frozen=True)
+class BagTopics:
+    """The topics of a bag: message type and message count per topic."""
+
+    path: Path
+    types: dict[str, str]
+    counts: dict[str, int]
+
+    def listing(self) -> list[str]:
+        """Return ``topic [type]`` for every topic, sorted."""
+        return sorted(f'{topic} [{msgtype}]' for topic, msgtype in self.types.items())
 
 
 @dataclass
@@ -75,8 +102,8 @@ class BagReport:
 
 def _header(stamp_ns: int, frame_id: str):
     types = TYPESTORE.types
-    stamp = types['builtin_interfaces/msg/Time'](sec=stamp_ns // 1_000_000_000,
-                                                 nanosec=stamp_ns % 1_000_000_000)
+    sec, nanosec = ns_to_sec_nanosec(stamp_ns)
+    stamp = types['builtin_interfaces/msg/Time'](sec=sec, nanosec=nanosec)
     return types['std_msgs/msg/Header'](stamp=stamp, frame_id=frame_id)
 
 
@@ -120,17 +147,15 @@ def image_msg_to_array(msg) -> np.ndarray:
     return pixels
 
 
-def label_msg(sample: Sample, index: int, dataset: str, stamp_ns: int, frame_id: str):
-    """Build the ground-truth DiagnosticArray of one sample."""
+def label_msg(truth: GroundTruth, stamp_ns: int, frame_id: str):
+    """Build the ground-truth ``DiagnosticArray`` of one frame (:mod:`.labels` wire form)."""
     types = TYPESTORE.types
     key_value = types['diagnostic_msgs/msg/KeyValue']
     status_type = types['diagnostic_msgs/msg/DiagnosticStatus']
-    values = [key_value(key=k, value=v) for k, v in (
-        ('label', str(sample.label)), ('category', sample.category),
-        ('source', sample.path.name), ('split', sample.split), ('index', str(index)))]
     status = status_type(
-        level=status_type.WARN if sample.label else status_type.OK, name=LABEL_STATUS_NAME,
-        message='anomaly' if sample.label else 'normal', hardware_id=dataset, values=values)
+        level=status_type.WARN if truth.label else status_type.OK, name=LABEL_STATUS_NAME,
+        message=truth.message, hardware_id=truth.dataset,
+        values=[key_value(key=key, value=value) for key, value in truth.to_key_values()])
     return types[LABEL_TYPE](header=_header(stamp_ns, frame_id), status=[status])
 
 
@@ -177,50 +202,90 @@ def write_benchmark_bag(
                 writer.write(bands_conn, stamp, TYPESTORE.serialize_cdr(
                     array_to_image_msg(bands, stamp, frame_id), IMAGE_TYPE))
             writer.write(label_conn, stamp, TYPESTORE.serialize_cdr(
-                label_msg(sample, frames, dataset, stamp, frame_id), LABEL_TYPE))
+                label_msg(GroundTruth.of_sample(sample, frames, dataset), stamp, frame_id),
+                LABEL_TYPE))
             frames += 1
     size = sum(p.stat().st_size for p in bag_path.rglob('*') if p.is_file())
     return BagReport(bag_path, frames, skipped, size)
 
 
-def _stamp_ns(msg) -> int:
-    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+def check_bag(bag_path: Path | str, image_topic: str = IMAGE_TOPIC,
+              label_topic: str = LABEL_TOPIC, labels_required: bool = True) -> BagTopics:
+    """Return the bag's topics after checking it has images (and labels, if required).
+
+    Raises BagError, listing the bag's topics, when the bag is missing or unreadable, has no
+    ``sensor_msgs/msg/Image`` on ``image_topic``, or has ``label_topic`` with another type (or
+    not at all while ``labels_required``).
+    """
+    path = Path(bag_path).expanduser()
+    if not path.exists():
+        raise BagError(f'bag {path} does not exist')
+    try:
+        with Reader(path) as reader:
+            connections = list(reader.connections)
+    except Exception as error:  # noqa: B902 - rosbags raises several unrelated types
+        raise BagError(f'cannot read bag {path}: {error}') from error
+    topics = BagTopics(path, {c.topic: c.msgtype for c in connections},
+                       {c.topic: c.msgcount for c in connections})
+    wanted = [(image_topic, IMAGE_TYPE)] + (
+        [(label_topic, LABEL_TYPE)] if labels_required or label_topic in topics.types else [])
+    for topic, msgtype in wanted:
+        if topics.types.get(topic) != msgtype:
+            raise BagError(f'bag {path} has no {msgtype} topic {topic!r}; its topics are '
+                           f'{topics.listing()}')
+    return topics
+
+
+def stamped_messages(bag_path: Path | str, topics: Iterable[str],
+                     on_undecodable: Callable[[str, Exception], None] | None = None
+                     ) -> Iterator[StampedMessage]:
+    """Yield the messages of ``topics`` in storage order with their header stamps.
+
+    A message that cannot be decoded is passed to ``on_undecodable(topic, error)`` and skipped;
+    without that callback it raises BagError.
+    """
+    wanted_topics = set(topics)
+    with Reader(Path(bag_path).expanduser()) as reader:
+        wanted = [c for c in reader.connections if c.topic in wanted_topics]
+        for connection, _, raw in reader.messages(connections=wanted):
+            try:
+                msg = TYPESTORE.deserialize_cdr(raw, connection.msgtype)
+                stamp = stamp_to_ns(msg.header)
+            except Exception as error:  # noqa: B902 - a corrupt message has many failure modes
+                if on_undecodable is None:
+                    raise BagError(f'bag {bag_path}: undecodable message on '
+                                   f'{connection.topic}: {error}') from error
+                on_undecodable(connection.topic, error)
+                continue
+            yield StampedMessage(connection.topic, stamp, bytes(raw), msg)
 
 
 def read_benchmark_bag(bag_path: Path | str, image_topic: str = IMAGE_TOPIC,
                        label_topic: str = LABEL_TOPIC) -> Iterator[BenchmarkFrame]:
     """Yield ``(stamp_ns, image, label)`` for every image with a label of the same stamp.
 
-    ``label`` holds the label status' KeyValue pairs (``label``, ``category``, ``source``, …).
-    Raises BagError (listing the bag's topics) when a required topic is missing; other topics
-    are ignored with a warning; images without a label (or vice versa) are dropped with a
-    warning at the end.
+    ``label`` is the frame's :class:`~vad4space_ros.data.labels.GroundTruth`. Raises BagError
+    (listing the bag's topics) when a required topic is missing, and on an undecodable message
+    or a malformed label; other topics are ignored with a warning; images without a label (or
+    vice versa) are dropped with a warning at the end.
     """
-    bag_path = Path(bag_path)
-    if not bag_path.exists():
-        raise FileNotFoundError(f'bag {bag_path} does not exist')
-    with Reader(bag_path) as reader:
-        topics = {c.topic: c.msgtype for c in reader.connections}
-        for topic, msgtype in ((image_topic, IMAGE_TYPE), (label_topic, LABEL_TYPE)):
-            if topics.get(topic) != msgtype:
-                raise BagError(f'bag {bag_path} has no {msgtype} topic {topic}; it has '
-                               f'{sorted(f"{t} [{m}]" for t, m in topics.items())}')
-        ignored = sorted(set(topics) - {image_topic, label_topic})
-        if ignored:
-            logger.warning('ignoring topics %s of bag %s', ignored, bag_path)
-        wanted = [c for c in reader.connections if c.topic in (image_topic, label_topic)]
-        images: dict[int, np.ndarray] = {}
-        labels: dict[int, dict[str, str]] = {}
-        for connection, _, raw in reader.messages(connections=wanted):
-            msg = TYPESTORE.deserialize_cdr(raw, connection.msgtype)
-            stamp = _stamp_ns(msg)
-            if connection.topic == image_topic:
-                images[stamp] = image_msg_to_array(msg)
-            else:
-                labels[stamp] = {kv.key: kv.value for status in msg.status[:1]
-                                 for kv in status.values}
-            if stamp in images and stamp in labels:
-                yield BenchmarkFrame(stamp, images.pop(stamp), labels.pop(stamp))
+    topics = check_bag(bag_path, image_topic, label_topic)
+    ignored = sorted(set(topics.types) - {image_topic, label_topic})
+    if ignored:
+        logger.warning('ignoring topics %s of bag %s', ignored, bag_path)
+    images: dict[int, np.ndarray] = {}
+    labels: dict[int, GroundTruth] = {}
+    for message in stamped_messages(topics.path, (image_topic, label_topic)):
+        stamp = message.stamp_ns
+        if message.topic == image_topic:
+            images[stamp] = image_msg_to_array(message.msg)
+        else:
+            try:
+                labels[stamp] = ground_truth_of(message.msg.status)
+            except LabelError as error:
+                raise BagError(f'bag {bag_path}: label at {stamp} ns: {error}') from error
+        if stamp in images and stamp in labels:
+            yield BenchmarkFrame(stamp, images.pop(stamp), labels.pop(stamp))
     if images or labels:
         logger.warning('bag %s: %d images without label and %d labels without image dropped',
                        bag_path, len(images), len(labels))

@@ -30,25 +30,28 @@ import sys
 import time
 from typing import Any, Sequence
 
-STATUS = Path('/proc/self/status')
 MEGABYTE = 1e6
 
 
-def _status_kib(field: str) -> int:
-    for line in STATUS.read_text().splitlines():
+def process_memory_mb(pid: int | str = 'self', field: str = 'VmRSS') -> float:
+    """Return a memory figure of ``/proc/<pid>/status`` (VmRSS, VmHWM, ...) in MB (10^6 B).
+
+    Raise KeyError when the status file has no such field, OSError when the process is gone.
+    """
+    for line in Path(f'/proc/{pid}/status').read_text().splitlines():
         if line.startswith(field + ':'):
-            return int(line.split()[1])
-    raise KeyError(field)
+            return int(line.split()[1]) * 1024 / MEGABYTE
+    raise KeyError(f'/proc/{pid}/status has no field {field!r}')
 
 
 def rss_mb() -> float:
     """Return this process's resident memory in MB."""
-    return _status_kib('VmRSS') * 1024 / MEGABYTE
+    return process_memory_mb('self', 'VmRSS')
 
 
 def peak_rss_mb() -> float:
     """Return this process's peak resident memory (since the last reset) in MB."""
-    return _status_kib('VmHWM') * 1024 / MEGABYTE
+    return process_memory_mb('self', 'VmHWM')
 
 
 def reset_peak_rss() -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 import hashlib
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -32,39 +31,14 @@ from timm.models import register_model
 import torch
 from torch import nn
 
-from vad4space_ros.catalog import BACKBONE_NAMES, WEIGHT_SOURCES
+from vad4space_ros.catalog import WEIGHT_SOURCES
+from vad4space_ros.models.backbone_specs import (
+    BACKBONES, BackboneSpec, get_backbone, IMAGENET_MEAN, IMAGENET_STD)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """A backbone: its timm architecture and the three feature levels the methods use."""
-
-    name: str
-    timm_name: str
-    layers: tuple[str, str, str]
-    channels: tuple[int, int, int]
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-
-    @property
-    def registered_name(self) -> str:
-        """Name under which timm builds this backbone with vad4space weights."""
-        return f'vad4space_{self.name}'
-
-
-BACKBONES: dict[str, BackboneSpec] = {
-    'mobilenet_v2': BackboneSpec(
-        'mobilenet_v2', 'mobilenetv2_100', ('blocks.1', 'blocks.2', 'blocks.4'), (24, 32, 96)),
-    # TF-ported weights: TF 'SAME' padding, BN eps 1e-3 and inputs in [-1, 1].
-    'efficientnet_lite0': BackboneSpec(
-        'efficientnet_lite0', 'tf_efficientnet_lite0', ('blocks.1', 'blocks.2', 'blocks.4'),
-        (24, 40, 112), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
-}
-if tuple(BACKBONES) != BACKBONE_NAMES:
-    raise ImportError('backbones.BACKBONES and catalog.BACKBONE_NAMES disagree')
+# The spec table lives in backbone_specs (torch-free, also used by weights); re-exported here.
+__all__ = ['BACKBONES', 'BackboneSpec', 'BackboneWeightsError', 'backbone_weights',
+           'get_backbone', 'IMAGENET_MEAN', 'IMAGENET_STD', 'load_backbone_state',
+           'state_fingerprint']
 
 _UNSET = object()
 _active_weights: ContextVar[object] = ContextVar('vad4space_backbone_weights', default=_UNSET)
@@ -72,15 +46,6 @@ _active_weights: ContextVar[object] = ContextVar('vad4space_backbone_weights', d
 
 class BackboneWeightsError(RuntimeError):
     """Pretrained weights were requested but none were configured or they do not fit."""
-
-
-def get_backbone(name: str) -> BackboneSpec:
-    """Return the spec of a known backbone or raise ValueError listing the known ones."""
-    try:
-        return BACKBONES[name]
-    except KeyError:
-        raise ValueError(
-            f'unknown backbone {name!r}; choose one of {sorted(BACKBONES)}') from None
 
 
 def load_backbone_state(spec: BackboneSpec, weights: str) -> dict[str, torch.Tensor] | None:

@@ -37,11 +37,10 @@ import numpy as np
 import torch
 
 from vad4space_ros.catalog import CACHE_ENV, ONNX_ENV, WEIGHT_SOURCES
-from vad4space_ros.models.backbones import get_backbone
+from vad4space_ros.models.backbone_specs import get_backbone
 
 CONFIG_NAME = 'config.json'
 WEIGHTS_NAME = 'model.safetensors'
-BN_EPS = 1e-5  # timm's BatchNorm eps for mobilenetv2_100
 
 SOURCE_DESCRIPTIONS = {
     'mobilenet_v2': 'ONNX Model Zoo MobileNetV2-1.0 int8 (mobilenetv2-12-int8.onnx), dequantised',
@@ -57,11 +56,8 @@ def default_cache_dir() -> Path:
 
 def sha256_of(path: Path) -> str:
     """Return the hex sha256 digest of a file."""
-    digest = hashlib.sha256()
     with open(path, 'rb') as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, 'sha256').hexdigest()
 
 
 # --------------------------------------------------------------------------- MobileNetV2 (ONNX)
@@ -83,9 +79,7 @@ def _onnx_conv_layers(onnx_path: Path) -> tuple[list[dict], dict[str, np.ndarray
 
     model = onnx.load(str(onnx_path))
     tensors = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
-    convs = []
-    matmuls = []
-    adds = {}
+    convs, matmuls, adds = [], [], {}
     for node in model.graph.node:
         attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         if node.op_type == 'QLinearConv':
@@ -397,10 +391,9 @@ def list_cached_backbones(cache_dir: str | Path | None = None) -> list[dict]:
     entries = []
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         config = read_cache_config(folder) if not folder.name.startswith('.') else None
-        if config is None:
-            continue
-        entries.append({'backbone': folder.name, 'path': folder,
-                        'architecture': config.get('architecture'),
-                        'bytes': (folder / WEIGHTS_NAME).stat().st_size,
-                        'source': config['vad4space_source']})
+        if config is not None:
+            entries.append({'backbone': folder.name, 'path': folder,
+                            'architecture': config.get('architecture'),
+                            'bytes': (folder / WEIGHTS_NAME).stat().st_size,
+                            'source': config['vad4space_source']})
     return entries

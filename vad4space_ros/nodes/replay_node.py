@@ -43,9 +43,6 @@ the status, then exits with code 0 if ``exit_on_done`` is set, else stays idle u
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 import sys
 import threading
 import time
@@ -57,10 +54,11 @@ from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import Image
 
 from vad4space_ros.data import bags
+from vad4space_ros.data.replay_sources import (
+    open_source, ReplayError, ReplayMessage, ReplaySource)
 from vad4space_ros.nodes.entry_point import run_node
 from vad4space_ros.nodes.parameters import (
     declare_parameters, ParameterTable, read_only_descriptor)
@@ -70,7 +68,6 @@ NODE_NAME = 'vad4space_replay'
 STATUS_NAME = 'vad4space/replay'
 WAIT_LOG_PERIOD = 5.0
 ACK_TIMEOUT = 5.0
-DATASET_STAMP_PERIOD_NS = 100_000_000  # 10 Hz, as `vad4space bag make` stamps by default
 
 # name -> (default, descriptor); all read-only (they take effect at start).
 PARAMETERS: ParameterTable = {
@@ -123,117 +120,6 @@ PARAMETERS: ParameterTable = {
     'exit_on_done': (True, read_only_descriptor(
         'Exit (code 0) when the source has been played; otherwise stay idle.')),
 }
-
-
-class ReplayError(RuntimeError):
-    """The replay cannot start or continue (missing bag, no image topic, bad dataset)."""
-
-
-@dataclass(frozen=True)
-class ReplayMessage:
-    """One message to publish: serialized CDR bytes as stored in a rosbag2 bag."""
-
-    kind: str  # 'image' or 'label'
-    stamp_ns: int
-    data: bytes
-
-
-class BagSource:
-    """Image and label messages of a rosbag2 bag, in storage order."""
-
-    def __init__(self, path: str, image_topic: str, label_topic: str, logger: Any) -> None:
-        """Check that the bag exists and has an Image topic; raise ReplayError otherwise."""
-        self.path = Path(path).expanduser()
-        self._topics = {image_topic: 'image', label_topic: 'label'}
-        if not self.path.exists():
-            raise ReplayError(f'bag {self.path} does not exist')
-        try:
-            with Reader(self.path) as reader:
-                connections = list(reader.connections)
-        except Exception as error:  # noqa: B902 - rosbags raises several unrelated types
-            raise ReplayError(f'cannot read bag {self.path}: {error}') from error
-        found = {c.topic: c.msgtype for c in connections}
-        listing = sorted(f'{topic} [{msgtype}]' for topic, msgtype in found.items())
-        if found.get(image_topic) != bags.IMAGE_TYPE:
-            raise ReplayError(
-                f'bag {self.path} has no {bags.IMAGE_TYPE} topic {image_topic!r} '
-                f'(set bag_image_topic); its topics are {listing}')
-        if label_topic not in found:
-            logger.warning(f'bag {self.path} has no label topic {label_topic!r}: playing '
-                           'images only (nothing to evaluate against)')
-        elif found[label_topic] != bags.LABEL_TYPE:
-            raise ReplayError(f'bag topic {label_topic!r} is {found[label_topic]}, '
-                              f'expected {bags.LABEL_TYPE}')
-        ignored = sorted(set(found) - set(self._topics))
-        if ignored:
-            logger.warning(f'ignoring bag topics {ignored}')
-        counts = {c.topic: c.msgcount for c in connections}
-        self.image_count = counts[image_topic]
-        self.label_count = counts.get(label_topic, 0)
-        self.description = f'bag {self.path}'
-        self.skipped = 0
-        self._logger = logger
-
-    def messages(self) -> Iterator[ReplayMessage]:
-        """Yield the image and label messages; skip (and count) undecodable ones."""
-        with Reader(self.path) as reader:
-            wanted = [c for c in reader.connections if c.topic in self._topics]
-            for connection, _, raw in reader.messages(connections=wanted):
-                try:
-                    header = bags.TYPESTORE.deserialize_cdr(raw, connection.msgtype).header
-                except Exception as error:  # noqa: B902 - a corrupt message must not stop us
-                    self.skipped += 1
-                    self._logger.warning(f'skipping an undecodable message on '
-                                         f'{connection.topic}: {error}')
-                    continue
-                stamp = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-                yield ReplayMessage(self._topics[connection.topic], stamp, bytes(raw))
-
-
-class DatasetSource:
-    """One part of an evaluation setting, encoded as :func:`bags.write_benchmark_bag` does."""
-
-    def __init__(self, dataset: str, root: str, setting: int, seed: int, split: str,
-                 frame_id: str, logger: Any) -> None:
-        """Load the dataset and build the split; raise ReplayError when that fails."""
-        from vad4space_ros.data import load_dataset
-        from vad4space_ros.data.protocols import make_setting
-
-        try:
-            split_samples = make_setting(load_dataset(dataset, root), setting, seed=seed)
-            self._samples = split_samples.part(split)
-        except (ValueError, OSError) as error:
-            raise ReplayError(f'cannot load {dataset} setting {setting} from {root!r}: '
-                              f'{error}') from error
-        for note in split_samples.notes:
-            logger.info(f'split note: {note}')
-        self._dataset = dataset
-        self._frame_id = frame_id
-        self._logger = logger
-        self.image_count = self.label_count = len(self._samples)
-        self.description = f'{dataset} setting {setting} {split} (seed {seed}) from {root}'
-        self.skipped = 0
-
-    def messages(self) -> Iterator[ReplayMessage]:
-        """Yield image and label messages per sample; unreadable samples are skipped."""
-        from vad4space_ros.data.samples import load_rgb
-
-        frames = 0
-        for sample in self._samples:
-            try:
-                rgb = load_rgb(sample)
-            except ValueError as error:
-                self.skipped += 1
-                self._logger.warning(f'skipping {sample.path}: {error}')
-                continue
-            stamp = bags.DEFAULT_START_NS + frames * DATASET_STAMP_PERIOD_NS
-            image = bags.array_to_image_msg(rgb, stamp, self._frame_id)
-            label = bags.label_msg(sample, frames, self._dataset, stamp, self._frame_id)
-            yield ReplayMessage('image', stamp, bytes(
-                bags.TYPESTORE.serialize_cdr(image, bags.IMAGE_TYPE)))
-            yield ReplayMessage('label', stamp, bytes(
-                bags.TYPESTORE.serialize_cdr(label, bags.LABEL_TYPE)))
-            frames += 1
 
 
 class AnswerBoard:
@@ -310,20 +196,12 @@ class ReplayNode(Node):
             f'{self._label_pub.topic_name}' + (
                 f', paced on {self._pace_sub.topic_name}' if self._pace_sub else ', open loop'))
 
-    def _open_source(self) -> BagSource | DatasetSource:
-        bag, dataset = self.param['bag'], self.param['dataset']
-        if bool(bag) == bool(dataset):
-            raise ReplayError('set exactly one of the parameters bag (a rosbag2 folder) and '
-                              'dataset (lroc or mastcam, with root)')
-        if bag:
-            return BagSource(bag, self.param['bag_image_topic'], self.param['bag_label_topic'],
-                             self.get_logger())
-        if self.param['split'] not in ('test', 'train', 'calibration'):
-            raise ReplayError(f'split must be test, train or calibration, got '
-                              f'{self.param["split"]!r}')
-        return DatasetSource(dataset, self.param['root'], int(self.param['setting']),
-                             int(self.param['seed']), self.param['split'],
-                             self.param['frame_id'], self.get_logger())
+    def _open_source(self) -> ReplaySource:
+        return open_source(self.param['bag'], self.param['bag_image_topic'],
+                           self.param['bag_label_topic'], self.param['dataset'],
+                           self.param['root'], int(self.param['setting']),
+                           int(self.param['seed']), self.param['split'],
+                           self.param['frame_id'], self.get_logger())
 
     # ----------------------------------------------------------------- status
     def _publish_status(self) -> None:

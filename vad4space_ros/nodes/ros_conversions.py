@@ -6,10 +6,13 @@
   WARN = anomaly, hardware_id = model id, message ``anomaly``/``normal``, values = the record's
   key/value pairs);
 - the detector's score as ``geometry_msgs/PointStamped`` (x = calibrated score, y = raw score,
-  z = threshold; a stamped standard type, so no custom interface package is needed).
+  z = threshold; a stamped standard type, so no custom interface package is needed);
+- header stamps <-> integer nanoseconds (:func:`stamp_to_ns`, :func:`ns_to_stamp`; the
+  arithmetic is :mod:`vad4space_ros.stamps`, shared with the ROS-free bag code).
 """
 from __future__ import annotations
 
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PointStamped
 from sensor_msgs.msg import Image
@@ -17,6 +20,10 @@ from std_msgs.msg import Header
 
 from vad4space_ros.deploy.image_encoding import RawImage
 from vad4space_ros.deploy.records import DetectionRecord, RECORD_NAME, RecordError
+from vad4space_ros.stamps import ns_to_sec_nanosec, stamp_to_ns
+
+__all__ = ['image_msg_to_raw', 'msg_to_record', 'ns_to_stamp', 'raw_to_image_msg',
+           'record_to_msg', 'score_msg', 'stamp_to_ns']
 
 
 def image_msg_to_raw(msg: Image) -> RawImage:
@@ -34,9 +41,10 @@ def raw_to_image_msg(raw: RawImage, header: Header) -> Image:
     return msg
 
 
-def stamp_to_ns(header: Header) -> int:
-    """Return a header stamp in nanoseconds."""
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+def ns_to_stamp(stamp_ns: int) -> Time:
+    """Return nanoseconds as a ``builtin_interfaces/Time`` (for ``header.stamp``)."""
+    sec, nanosec = ns_to_sec_nanosec(stamp_ns)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 def score_msg(header: Header, score: float, raw_score: float, threshold: float) -> PointStamped:

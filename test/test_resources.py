@@ -1,0 +1,41 @@
+"""The one /proc memory reader (evaluation.resources.process_memory_mb)."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from vad4space_ros.evaluation.resources import (
+    peak_rss_mb, process_memory_mb, reset_peak_rss, rss_mb)
+
+
+def test_reads_this_process_and_another_one() -> None:
+    assert 0 < rss_mb() <= peak_rss_mb()
+    assert process_memory_mb(os.getpid(), 'VmRSS') == pytest.approx(rss_mb(), rel=0.2)
+    child = subprocess.Popen(
+        [sys.executable, '-c', 'import time; b = bytearray(40 * 2**20); print("ready", '
+         'flush=True); time.sleep(30)'], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == 'ready'
+        assert process_memory_mb(child.pid, 'VmRSS') > 40
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+    with pytest.raises(OSError):
+        process_memory_mb(child.pid)  # reaped: /proc/<pid> is gone
+
+
+def test_peak_grows_with_a_large_buffer_and_resets() -> None:
+    reset_peak_rss()
+    before = peak_rss_mb()
+    buffer = bytearray(64 * 1024 * 1024)  # zero-filled: every page is touched
+    assert peak_rss_mb() - before > 50
+    del buffer
+    reset_peak_rss()
+    assert peak_rss_mb() < before + 50
+
+
+def test_unknown_field_is_a_key_error() -> None:
+    with pytest.raises(KeyError, match='VmNothing'):
+        process_memory_mb('self', 'VmNothing')
