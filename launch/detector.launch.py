@@ -58,7 +58,10 @@ def generate_launch_description() -> LaunchDescription:
     lifecycle = LaunchConfiguration('lifecycle')
     image_topic = LaunchConfiguration('image_topic')
     detector_parameters = [LaunchConfiguration('config'),
-                           {'model_path': LaunchConfiguration('model_path')}]
+                           {'model_path': LaunchConfiguration('model_path'),
+                            'model_dir': LaunchConfiguration('model_dir')}]
+    detector_remappings = [('image', image_topic),
+                           ('camera_info', LaunchConfiguration('camera_info_topic'))]
     downlink_remappings = [('detection', DETECTION_TOPIC), ('image', image_topic),
                            ('heatmap', HEATMAP_TOPIC)]
     return LaunchDescription([
@@ -66,7 +69,15 @@ def generate_launch_description() -> LaunchDescription:
             'image_topic', default_value='camera/image_raw',
             description='sensor_msgs/Image topic of the camera (relative to namespace).'),
         DeclareLaunchArgument(
+            'camera_info_topic', default_value='camera/camera_info',
+            description='sensor_msgs/CameraInfo of the camera (relative to namespace); passed '
+                        'through on ~/camera_info with every map and heatmap.'),
+        DeclareLaunchArgument(
             'model_path', description='Model file written by `vad4space fit` (.onnx, ...).'),
+        DeclareLaunchArgument(
+            'model_dir', default_value='',
+            description='Folder that run-time model_path changes must stay in (empty: no '
+                        'run-time model changes).'),
         DeclareLaunchArgument(
             'config',
             description='Parameter file with a /**/vad4space_detector ros__parameters section.'),
@@ -90,12 +101,12 @@ def generate_launch_description() -> LaunchDescription:
         Node(
             package=PACKAGE, executable='vad4space_detector', name='vad4space_detector',
             namespace=namespace, parameters=detector_parameters,
-            remappings=[('image', image_topic)], output='screen', emulate_tty=True,
+            remappings=detector_remappings, output='screen', emulate_tty=True,
             condition=UnlessCondition(lifecycle)),
         LifecycleNode(
             package=PACKAGE, executable='vad4space_detector', name='vad4space_detector',
             namespace=namespace, parameters=detector_parameters + [{'autostart': False}],
-            remappings=[('image', image_topic)], output='screen', emulate_tty=True,
+            remappings=detector_remappings, output='screen', emulate_tty=True,
             condition=IfCondition(lifecycle)),
         GroupAction(condition=IfCondition(LaunchConfiguration('downlink')), actions=[
             Node(

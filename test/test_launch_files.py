@@ -119,8 +119,10 @@ def test_launch_file_structure(launch_file: Path) -> None:
         source = launch_file.read_text()
         assert "image_topic = LaunchConfiguration('image_topic')" in source
         assert "'model_path': LaunchConfiguration('model_path')" in source
+        assert ("detector_remappings = [('image', image_topic), ('camera_info', "
+                "LaunchConfiguration('camera_info_topic'))]") in ' '.join(source.split())
         for _, call in detector_nodes:
-            assert ast.unparse(call['remappings']) == "[('image', image_topic)]"
+            assert ast.unparse(call['remappings']) == 'detector_remappings'
             assert ast.unparse(call['parameters']).startswith('detector_parameters')
     else:
         assert not detector_nodes and len(includes) == 1, 'expected one detector.launch.py'
