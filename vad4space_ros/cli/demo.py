@@ -81,6 +81,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from vad4space_ros.data.samples import load_rgb
     from vad4space_ros.evaluation import plots
     from vad4space_ros.evaluation.metrics import image_metrics
+    from vad4space_ros.models.export import export_onnx
     from vad4space_ros.training.fitting import FitConfig, fit_detector
 
     out = Path(args.out)
@@ -99,7 +100,9 @@ def run_demo(args: argparse.Namespace) -> int:
         method=args.method, backbone=backbone, input_size=(args.input_size,) * 2,
         seed=args.seed), calibration=[s.path for s in split.calibration])
     model = detector.save(out / f'{args.method}.safetensors')
-    print(f'[demo] model {model} ({model.stat().st_size / 1e6:.1f} MB)')
+    onboard = export_onnx(detector, out / f'{args.method}.onnx')
+    print(f'[demo] training model {model} ({model.stat().st_size / 1e6:.1f} MB); onboard model '
+          f'{onboard} ({onboard.stat().st_size / 1e6:.1f} MB), which the detector node runs')
 
     bag = out / f'lroc_setting{args.setting}_test'
     if bag.exists():
@@ -109,7 +112,7 @@ def run_demo(args: argparse.Namespace) -> int:
     bags.write_benchmark_bag(split.test, bag, dataset='lroc')
 
     print('[demo] 4/5 replaying the bag through replay -> detector -> evaluator (ROS 2, DDS)')
-    ros_metrics = replay_through_ros(bag, model, out / 'ros_metrics.json', out / 'logs',
+    ros_metrics = replay_through_ros(bag, onboard, out / 'ros_metrics.json', out / 'logs',
                                      args.timeout)
 
     print('[demo] 5/5 offline check, curves and heatmap gallery')
@@ -123,9 +126,9 @@ def run_demo(args: argparse.Namespace) -> int:
     gallery = plots.heatmap_gallery(detector, split.test, images, list(scores),
                                     out / 'heatmap_gallery.png',
                                     f'{args.method}: top-scored (top) and random (bottom)')
-    print(f'\n{"":24}{"ROS pipeline":>14}{"offline":>10}')
+    print(f'\n{"":24}{"ROS, .onnx":>14}{"offline, torch":>16}')
     for key in ('img_auroc', 'auc_pr', 'img_f1', 'img_acc'):
-        print(f'{key:24}{ros_metrics["metrics"][key]:>14.3f}{offline[key]:>10.3f}')
+        print(f'{key:24}{ros_metrics["metrics"][key]:>14.3f}{offline[key]:>16.3f}')
     print(f'\nframes matched: {ros_metrics["counts"]["matched"]}/{len(split.test)}; '
           f'plots: {curves}, {gallery}; total {time.perf_counter() - started:.0f} s')
     print('(synthetic data: these numbers are not results on the real LROC dataset)')
