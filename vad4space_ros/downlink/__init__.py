@@ -7,5 +7,6 @@
 - :mod:`.selection`: 0/1 (multiple-choice) knapsack that picks what a pass carries.
 - :mod:`.downlink_queue`: :class:`DownlinkQueue` ties them together (accept, evict, expire,
   pass) and documents the delivery semantics.
-- :mod:`.sizing`: product/thumbnail byte estimates from image arrays.
+- :mod:`.products`: capture of the product bytes (frame or region crops, heatmap thumbnail).
+- :mod:`.ground`: the ground side: receiving products into a folder, the contact sheet.
 """
