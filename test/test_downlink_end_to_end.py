@@ -100,22 +100,27 @@ def test_replay_to_ground_survives_sigkills_and_delivers_each_product_once(
         downlink = Downlink(stack, database)
         downlink.start()
         labels = ros.collect(DiagnosticArray, bags.LABEL_TOPIC, RELIABLE_LATCHED)
-        wait(ros, database.exists, 30.0, 'downlink database', downlink.process)
+        wait(ros, lambda: 'queue ' in downlink.process.log(), 60.0, 'the downlink to start',
+             downlink.process)
+        probe = ros.node.create_publisher(UInt64, f'{NODE}/pass', RELIABLE)  # never published
+        ros.wait_for_subscribers(probe, process=downlink.process)
         replay = stack.enter_context(ros_harness.run_node(
             ros_harness.node_command('vad4space_replay'),
             parameters={'bag': str(setting1_bag), 'pace_on_topic': DETECTION_TOPIC,
-                        'pace_timeout': 10.0, 'wait_timeout': RUN_TIMEOUT, 'rate_hz': 3.0,
-                        'wait_for_subscribers': 2},
+                        'pace_timeout': 10.0, 'wait_timeout': RUN_TIMEOUT, 'rate_hz': 1.5,
+                        'start_delay': 2.0},
             remappings={'image': bags.IMAGE_TOPIC, 'label': bags.LABEL_TOPIC}))
 
         # Intake: kill the downlink twice after a random number of accepted items.
         def accepted() -> int:
             return query(database, 'SELECT count(*) FROM items')[0][0]
 
-        for threshold in sorted(rng.sample(range(4, FRAMES - 6), 2)):
-            wait(ros, lambda: accepted() >= threshold, RUN_TIMEOUT, f'{threshold} accepted',
-                 replay)
+        for threshold in sorted(rng.sample(range(4, FRAMES // 2), 2)):
+            wait(ros, lambda: accepted() >= threshold or replay.popen.poll() is not None,
+                 RUN_TIMEOUT, f'{threshold} accepted')
             downlink.kill_and_restart()
+            wait(ros, lambda: 'queue ' in downlink.process.log(), 60.0, 'the restart',
+                 downlink.process)
         wait(ros, lambda: replay.popen.poll() is not None, RUN_TIMEOUT, 'the replay to end')
         assert replay.popen.returncode == 0, replay.log()
         wait(ros, lambda: len(labels.messages) >= FRAMES, 10.0, 'all labels')
@@ -127,7 +132,7 @@ def test_replay_to_ground_survives_sigkills_and_delivers_each_product_once(
         stored = query(database, 'SELECT coalesce(sum(product_bytes + thumbnail_bytes), 0) '
                        'FROM items')[0][0]
         budget = max(1, stored // 4)
-        passes = ros.node.create_publisher(UInt64, f'{NODE}/pass', RELIABLE)
+        passes = probe
         kill_at = set(rng.sample(range(1, 5), 2))
         requests = 0
         while query(database, "SELECT count(*) FROM items WHERE state = 'queued'")[0][0] \
