@@ -16,8 +16,8 @@ from vad4space_ros.deploy.records import DetectionRecord
 from vad4space_ros.downlink.downlink_queue import (
     ACCEPTED, BELOW_MIN_SCORE, DownlinkQueue, DUPLICATE)
 from vad4space_ros.downlink.policy import DownlinkPolicy
-from vad4space_ros.downlink.ranking import rank
 from vad4space_ros.downlink.products import ProductPart, record_json
+from vad4space_ros.downlink.ranking import rank
 from vad4space_ros.downlink.selection import knapsack, Option
 from vad4space_ros.downlink.store import (
     DownlinkStore, EVICTED, EXPIRED, FRAME, HEATMAP, QUEUED, RELEASED, StoreError, THUMBNAIL)

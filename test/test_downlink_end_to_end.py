@@ -44,7 +44,7 @@ def expected_parts(database: Path) -> dict[str, tuple[dict, bytes | None]]:
                      'i.frame_id, i.score FROM releases r JOIN items i ON i.id = r.item_id')
     for release_id, item_id, pass_id, product, size, frame_id, score in releases:
         kinds = ('frame', 'region') if product == 'full' else ('heatmap',)
-        rows = query(database, "SELECT data FROM products WHERE item_id = ? AND kind IN (?, ?) "
+        rows = query(database, 'SELECT data FROM products WHERE item_id = ? AND kind IN (?, ?) '
                      "ORDER BY kind = 'heatmap', kind, part", item_id, kinds[0], kinds[-1])
         info = {'pass_id': pass_id, 'product': product, 'bytes': size, 'frame_id': frame_id,
                 'score': score, 'item_id': item_id}
@@ -86,7 +86,7 @@ def wait(ros: ros_harness.RosTestNode, condition, timeout: float, what: str,
 
 @pytest.mark.slow
 def test_replay_to_ground_survives_sigkills_and_delivers_each_product_once(
-        setting1_bag: Path, small_padim: Path, tmp_path: Path) -> None:
+        setting1_bag: Path, small_padim: Path, tmp_path: Path) -> None:  # noqa: F811
     rng = random.Random(2024)
     database, folder = tmp_path / 'queue.db', tmp_path / 'ground'
     with ExitStack() as stack:

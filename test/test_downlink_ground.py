@@ -22,7 +22,7 @@ GROUND_TOPICS = {'downlink': f'{NODE}/downlink', 'downlink/image': f'{NODE}/down
 
 
 def rgb_msg(rec, seed: int, height: int = 48, width: int = 64) -> Image:
-    """A random rgb8 frame carrying the record's header."""
+    """Return a random rgb8 frame carrying the record's header."""
     pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
     return Image(header=header_of(rec), height=height, width=width, encoding='rgb8',
                  step=3 * width, data=pixels.tobytes())

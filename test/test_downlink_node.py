@@ -42,7 +42,7 @@ def detection_msg(rec) -> DiagnosticArray:
 
 
 def record_bytes(*records) -> int:
-    """Stored bytes of the full products of records without images (the record JSON)."""
+    """Return the stored bytes of full products without images (the record JSON)."""
     return sum(len(record_json(rec).encode()) for rec in records)
 
 

@@ -1,4 +1,4 @@
-"""Captured products (ROS-free): capture, storage, start-up faults, export and the ground folder."""
+"""Captured products (ROS-free): capture, storage, start-up faults, export, ground folder."""
 from __future__ import annotations
 
 import hashlib
@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 import sqlite3
 import subprocess
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from test_downlink_core import accept, basis, open_queue, record
 from vad4space_ros.cli import main as cli_main
 from vad4space_ros.deploy.records import Region
 from vad4space_ros.downlink.ground import GroundFolder, read_products, write_report
+from vad4space_ros.downlink.intake import IntakeTask, IntakeWorker
 from vad4space_ros.downlink.products import (
     capture_frame, capture_thumbnail, CaptureSettings, decode_image, record_json)
 from vad4space_ros.downlink.store import DownlinkStore, StoreError
@@ -163,7 +166,7 @@ def test_queue_export_writes_the_stored_products(tmp_path, capsys):
 
 def description(release_id: int, part: int, data: bytes | None, score: float = 0.9,
                 frame: str = 'cam/1') -> dict:
-    """A product description as the ground node builds it from ~/downlink."""
+    """Return a product description as the ground node builds it from ~/downlink."""
     return {'release_id': str(release_id), 'part': str(part),
             'kind': 'frame' if data else 'record', 'format': 'png',
             'sha256': hashlib.sha256(data).hexdigest() if data else '', 'frame_id': frame,
@@ -190,3 +193,28 @@ def test_ground_folder_pairs_writes_once_and_reports(tmp_path):
     assert count == 2 and sheet.read_bytes()[:4] == b'\x89PNG'
     assert '000001-0-frame.png' in page.read_text()
     assert cli_main(['ground', 'report', str(tmp_path / 'missing')]) == 2
+
+
+def test_intake_worker_commits_everything_submitted_and_counts_overflow(tmp_path):
+    queue = open_queue(tmp_path / 'q.db')
+    lock, logs = threading.Lock(), []
+    frame = scene(32, 32)
+    tasks = [IntakeTask((record(i, 0.6).stamp_ns, f'cam/{i}'), record(i, 0.6, basis(i % 16)),
+                        [], frame if i % 2 else None, frame) for i in range(12)]
+    with lock:  # the database is busy (a pass): submitting must not block
+        worker = IntakeWorker(queue, SETTINGS, lock, buffer=3, group=8,
+                              log=lambda level, text: logs.append((level, text)))
+        submitted = [worker.submit(task) for task in tasks]
+    assert not all(submitted) and worker.counters['intake_overflow'] == submitted.count(False)
+    assert any('intake buffer full' in text for level, text in logs if level == 'error')
+    late = next(task for task, ok in zip(tasks, submitted) if ok and task.frame is None)
+    deadline = time.monotonic() + 30.0
+    while worker.pending and time.monotonic() < deadline:  # the buffer drains
+        time.sleep(0.01)
+    assert worker.submit(IntakeTask(late.key, None, [], frame, None))
+    worker.stop()  # processes what is buffered
+    stored = {entry.item.frame_id: entry.item for entry in queue.ranked()}
+    assert set(stored) == {t.record.frame_id for t, ok in zip(tasks, submitted) if ok}
+    assert worker.counters['accepted'] == len(stored) and worker.counters['late_images'] == 1
+    assert queue.summary()['without_frame'] == sum(
+        1 for t, ok in zip(tasks, submitted) if ok and t.frame is None) - 1

@@ -148,19 +148,36 @@ class DownlinkQueue:
         Raises sqlite3.Error (for example a full disk) with nothing stored and nothing that was
         accepted before lost.
         """
+        return self.accept_many([(record, parts)])[0]
+
+    def accept_many(self, batch: Sequence[tuple[DetectionRecord, Sequence[ProductPart]]]
+                    ) -> list[AcceptResult]:
+        """Accept several detections in ONE transaction (one fsync: group commit).
+
+        All or nothing: on sqlite3.Error none of them is stored (the caller may retry them one
+        by one).
+        """
+        counts = self.queued_count, self.queued_bytes
+        try:
+            with self.store.transaction():
+                results = [self._accept(record, parts) for record, parts in batch]
+        except BaseException:
+            self.queued_count, self.queued_bytes = counts
+            raise
+        return results
+
+    def _accept(self, record: DetectionRecord, parts: Sequence[ProductPart]) -> AcceptResult:
+        """Insert one detection inside the caller's transaction."""
         if record.score < self.policy.min_score:
             return AcceptResult(BELOW_MIN_SCORE, None)
-        with self.store.transaction():
-            item_id = self.store.insert_item(
-                record.frame_id, record.stamp_ns, float(record.score), record.is_anomaly,
-                record.method, record.model_id, record.embedding, record_json(record),
-                self.clock())
-            if item_id is None:
-                return AcceptResult(DUPLICATE, None)
-            size, _ = self._store_parts(item_id, parts, [FRAME, HEATMAP])
-            count, total, evicted = self._evict_over_capacity(
-                self.queued_count + 1, self.queued_bytes + size)
-        self.queued_count, self.queued_bytes = count, total
+        item_id = self.store.insert_item(
+            record.frame_id, record.stamp_ns, float(record.score), record.is_anomaly,
+            record.method, record.model_id, record.embedding, record_json(record), self.clock())
+        if item_id is None:
+            return AcceptResult(DUPLICATE, None)
+        size, _ = self._store_parts(item_id, parts, [FRAME, HEATMAP])
+        self.queued_count, self.queued_bytes, evicted = self._evict_over_capacity(
+            self.queued_count + 1, self.queued_bytes + size)
         return AcceptResult(ACCEPTED, item_id, evicted)
 
     def attach(self, frame_id: str, stamp_ns: int,
@@ -191,7 +208,7 @@ class DownlinkQueue:
         return self.store.set_sizes(item_id, ','.join(still_missing))
 
     def release_parts(self, release: Release) -> list[StoredPart]:
-        """Stored parts a release carries: frame or crops (full), heatmap (thumbnail)."""
+        """Return the stored parts a release carries: frame or crops, or the heatmap."""
         kinds = (FRAME, REGION) if release.product == FULL_PRODUCT else (HEATMAP,)
         return self.store.parts(release.item_id, kinds)
 

@@ -190,7 +190,6 @@ RELEASE_COLUMNS = ('r.id, r.item_id, r.pass_id, r.position, r.product, r.bytes, 
 PART_COLUMNS = 'kind, part, format, x, y, width, height, region_score, data'
 
 
-
 def _item(row: Sequence) -> StoredItem:
     return StoredItem(int(row[0]), row[1], int(row[2]), float(row[3]), bool(row[4]),
                       decode_embedding(row[5]), int(row[6]), int(row[7]), bool(row[8]),
@@ -395,7 +394,7 @@ class DownlinkStore:
             '?)', (item_id, kind, part, image_format, *box, region_score, data))
 
     def parts(self, item_id: int, kinds: Sequence[str]) -> list[StoredPart]:
-        """Stored parts of an item of the given kinds (frame/regions first, then by index)."""
+        """Return an item's stored parts of the given kinds (frame/regions first, by index)."""
         marks = ', '.join('?' * len(kinds))
         rows = self.connection.execute(
             f'SELECT {PART_COLUMNS} FROM products WHERE item_id = ? AND kind IN ({marks}) '

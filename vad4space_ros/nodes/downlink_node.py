@@ -28,6 +28,10 @@ Publications
 - ``~/queue`` ``diagnostic_msgs/DiagnosticArray`` (reliable, transient-local, depth 1): counters,
   then the ranked items (see :func:`queue_item_status`).
 
+Intake: callbacks only buffer; a worker thread encodes the products and commits up to
+``commit_group`` detections per transaction (:mod:`vad4space_ros.downlink.intake`), so neither
+encoding, fsync, a pass nor acknowledgements delay the subscriptions.
+
 Delivery: exactly-once release; at-least-once transmission with the idempotency key
 ``release_id.part`` (:mod:`vad4space_ros.downlink.downlink_queue`). Intake never waits for
 acknowledgements: a batch of ``publish_batch`` releases is published, then a timer checks every
@@ -41,6 +45,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, fields
 import sqlite3
 import sys
+import threading
 import time
 from typing import Any
 
@@ -54,11 +59,11 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, UInt64
 
 from vad4space_ros.deploy.image_encoding import image_to_array, to_rgb8
-from vad4space_ros.deploy.records import Region, RecordError
+from vad4space_ros.deploy.records import RecordError
 from vad4space_ros.downlink.downlink_queue import DownlinkQueue, RankedItem
+from vad4space_ros.downlink.intake import IntakeTask, IntakeWorker
 from vad4space_ros.downlink.policy import DownlinkPolicy
-from vad4space_ros.downlink.products import (
-    capture_frame, capture_thumbnail, CaptureSettings, IMAGE_FORMATS, ProductPart)
+from vad4space_ros.downlink.products import CaptureSettings, IMAGE_FORMATS
 from vad4space_ros.downlink.store import RECORD_ONLY, Release, StoredPart, SYNCHRONOUS_MODES
 from vad4space_ros.nodes.entry_point import run_node
 from vad4space_ros.nodes.parameters import (
@@ -94,6 +99,12 @@ NODE_PARAMETERS: ParameterTable = {
     'image_qos': ('sensor_data', read_only_descriptor(
         'QoS of the image/heatmap subscriptions: sensor_data (best effort; matches any camera) '
         'or reliable (only reliable publishers; no frame lost on a loaded link).')),
+    'intake_buffer': (1000, read_only_descriptor(
+        'Detections (and late images) buffered for the intake thread; when full, new ones are '
+        'dropped, counted (intake_overflow) and logged.', integer=(1, 1000000))),
+    'commit_group': (32, read_only_descriptor(
+        'Most detections committed in one transaction (one fsync) by the intake thread.',
+        integer=(1, 10000))),
     'queue_publish_period_s': (1.0, read_only_descriptor(
         'Seconds between ~/queue updates (only when changed).', floating=(0.01, 3600.0))),
     'queue_publish_limit': (50, read_only_descriptor(
@@ -202,10 +213,16 @@ class DownlinkNode(Node):
         self.queue = DownlinkQueue.connect(self.settings['database'], policy,
                                            self.settings['synchronous'])
         self.counters: Counter[str] = Counter()
+        self._lock = threading.Lock()  # the database: intake thread vs. executor callbacks
+        self.intake = IntakeWorker(self.queue, self.capture, self._lock,
+                                   int(self.settings['intake_buffer']),
+                                   int(self.settings['commit_group']), self._log,
+                                   self._mark_dirty)
+        self._thumbnail_from_frame = self.settings['thumbnail_source'] == 'image'
         self._cache_limit = int(self.settings['image_cache_frames'])
         self._frames: OrderedDict[tuple[int, str], Any] = OrderedDict()
         self._heatmaps: OrderedDict[tuple[int, str], Any] = OrderedDict()
-        self._awaiting: OrderedDict[tuple[int, str], list[Region]] = OrderedDict()
+        self._awaiting: OrderedDict[tuple[int, str], list] = OrderedDict()
         self._in_flight: InFlight | None = None
         self._queue_dirty = True
 
@@ -233,6 +250,17 @@ class DownlinkNode(Node):
             f'{summary["released"]} released, {summary["outbox"]} released but not yet '
             'acknowledged (will be published when a consumer subscribes to ~/downlink)')
 
+    def _log(self, level: str, text: str) -> None:
+        getattr(self.get_logger(), level)(text, throttle_duration_sec=5.0)
+
+    def _mark_dirty(self) -> None:
+        self._queue_dirty = True
+
+    def close(self) -> None:
+        """Accept what the intake buffer holds, then close the database."""
+        self.intake.stop()
+        self.queue.close()
+
     def _check_settings(self) -> None:
         """Reject node-level parameter values that cannot work."""
         choices = [('synchronous', SYNCHRONOUS_MODES), ('image_format', IMAGE_FORMATS),
@@ -244,7 +272,7 @@ class DownlinkNode(Node):
                 raise ValueError(f'parameter {name} must be one of {allowed}, '
                                  f'got {self.settings[name]!r}')
 
-    # --- intake -----------------------------------------------------------------------------
+    # --- intake (callbacks only buffer; the IntakeWorker encodes and commits) ---------------
     def _on_detection(self, msg: DiagnosticArray) -> None:
         try:
             record = msg_to_record(msg)
@@ -255,41 +283,13 @@ class DownlinkNode(Node):
                 f'{error}', throttle_duration_sec=5.0)
             return
         key = (record.stamp_ns, record.frame_id)
-        frame, heatmap = self._frames.pop(key, None), self._heatmaps.pop(key, None)
-        parts = self._capture(key, record.regions, frame, heatmap)
-        try:
-            result = self.queue.accept(record, parts)
-        except sqlite3.Error as error:
-            self.counters['store_errors'] += 1
-            self.get_logger().error(
-                f'could not store detection of {record.frame_id} @{record.stamp_ns} '
-                f'({sum(len(p.data) for p in parts)} product bytes): {error}; NOT accepted '
-                '(items accepted before are unaffected)')
-            return
-        self.counters[result.status] += 1
-        self.counters['evicted'] += len(result.evicted)
-        if result.evicted:
-            self.get_logger().info(f'capacity reached: evicted item(s) {list(result.evicted)}',
-                                   throttle_duration_sec=5.0)
-        if result.item_id is not None and (frame is None or heatmap is None):
-            self._remember(self._awaiting, key, record.regions)
-        self._queue_dirty = True
-
-    def _capture(self, key: tuple[int, str], regions: list[Region], frame: Any,
-                 heatmap: Any) -> list[ProductPart]:
-        """Encode the products of a frame from the pixels at hand (bad images are counted)."""
-        parts: list[ProductPart] = []
-        thumbnail = frame if self.settings['thumbnail_source'] == 'image' else heatmap
-        try:
-            if frame is not None:
-                parts += capture_frame(frame, regions, self.capture)
-            if thumbnail is not None:
-                parts.append(capture_thumbnail(thumbnail, self.capture))
-        except ValueError as error:
-            self.counters['bad_images'] += 1
-            self.get_logger().warning(f'cannot encode products of {key[1]}: {error}',
-                                      throttle_duration_sec=5.0)
-        return parts
+        frame = self._frames.pop(key, None)
+        heatmap = self._heatmaps.pop(key, None)
+        thumbnail = frame if self._thumbnail_from_frame else heatmap
+        if self.intake.submit(IntakeTask(key, record, record.regions, frame, thumbnail)) and (
+                frame is None or thumbnail is None):
+            self._remember(self._awaiting, key, [record.regions, frame is None,
+                                                 thumbnail is None])
 
     def _remember(self, cache: OrderedDict, key: tuple[int, str], value: Any) -> None:
         cache[key] = value
@@ -307,34 +307,33 @@ class DownlinkNode(Node):
             self.get_logger().warning(f'cannot read image of {key[1]}: {error}',
                                       throttle_duration_sec=5.0)
             return
-        if key not in self._awaiting:
+        waiting = self._awaiting.get(key)
+        if waiting is None:
             self._remember(cache, key, pixels)
             return
-        if not is_frame and self.settings['thumbnail_source'] == 'image':
-            return  # heatmaps are not needed
-        parts = self._capture(key, self._awaiting[key], pixels if is_frame else None,
-                              None if is_frame else pixels)
-        try:
-            still_missing = self.queue.attach(key[1], key[0], parts)
-        except sqlite3.Error as error:
-            self.counters['store_errors'] += 1
-            self.get_logger().error(f'could not store the late image of {key[1]}: {error}')
+        regions, need_frame, need_thumbnail = waiting
+        frame = pixels if is_frame and need_frame else None
+        gives_thumbnail = is_frame == self._thumbnail_from_frame
+        thumbnail = pixels if gives_thumbnail and need_thumbnail else None
+        if frame is None and thumbnail is None:
             return
-        self.counters['images_after_release' if still_missing is None else 'late_images'] += 1
-        if not still_missing:
+        self.intake.submit(IntakeTask(key, None, regions, frame, thumbnail))
+        waiting[1:] = [need_frame and frame is None, need_thumbnail and thumbnail is None]
+        if not any(waiting[1:]):
             self._awaiting.pop(key)
-        self._queue_dirty = True
 
     def _on_image(self, msg: Image) -> None:
         self._receive(msg, self._frames, is_frame=True)
 
     def _on_heatmap(self, msg: Image) -> None:
-        self._receive(msg, self._heatmaps, is_frame=False)
+        if not self._thumbnail_from_frame:
+            self._receive(msg, self._heatmaps, is_frame=False)
 
     # --- passes and publication -------------------------------------------------------------
     def _on_pass(self, msg: UInt64) -> None:
         try:
-            result = self.queue.run_pass(int(msg.data))
+            with self._lock:
+                result = self.queue.run_pass(int(msg.data))
         except sqlite3.Error as error:
             self.get_logger().error(f'pass of {msg.data} bytes failed, nothing released: {error}')
             return
@@ -349,21 +348,24 @@ class DownlinkNode(Node):
         """Publish the next batch of unacknowledged releases unless one is in flight."""
         if self._in_flight is not None:
             return
-        pending = self.queue.outbox(int(self.settings['publish_batch']))
-        if not pending:
-            return
-        if not (self._downlink_pub.get_subscription_count()
-                and self._image_pub.get_subscription_count()):
-            self.get_logger().warning(
-                f'{self.queue.store.outbox_size()} released product(s) held in the outbox: '
-                'no subscriber on ~/downlink and ~/downlink/image', throttle_duration_sec=30.0)
-            return
-        batch = self.queue.begin_publication(pending)
-        for release in batch:
-            for description, image in product_msgs(release, self.queue.release_parts(release)):
-                if image is not None:
-                    self._image_pub.publish(image)
-                self._downlink_pub.publish(description)
+        with self._lock:
+            pending = self.queue.outbox(int(self.settings['publish_batch']))
+            if not pending:
+                return
+            if not (self._downlink_pub.get_subscription_count()
+                    and self._image_pub.get_subscription_count()):
+                self.get_logger().warning(
+                    f'{self.queue.store.outbox_size()} released product(s) held in the outbox: '
+                    'no subscriber on ~/downlink and ~/downlink/image',
+                    throttle_duration_sec=30.0)
+                return
+            batch = self.queue.begin_publication(pending)
+            messages = [message for release in batch for message in
+                        product_msgs(release, self.queue.release_parts(release))]
+        for description, image in messages:
+            if image is not None:
+                self._image_pub.publish(image)
+            self._downlink_pub.publish(description)
         self._in_flight = InFlight(batch, time.monotonic() + float(self.settings['ack_timeout_s']))
 
     def _check_acks(self) -> None:
@@ -373,7 +375,8 @@ class DownlinkNode(Node):
             return
         now = Duration(seconds=0)
         if self._downlink_pub.wait_for_all_acked(now) and self._image_pub.wait_for_all_acked(now):
-            self.queue.confirm_sent(flight.releases)
+            with self._lock:
+                self.queue.confirm_sent(flight.releases)
             self.counters['sent'] += len(flight.releases)
             self._in_flight = None
             self._queue_dirty = True
@@ -385,7 +388,8 @@ class DownlinkNode(Node):
             self._in_flight = None
 
     def _expire(self) -> None:
-        expired = self.queue.expire()
+        with self._lock:
+            expired = self.queue.expire()
         if expired:
             self.counters['expired'] += len(expired)
             self.get_logger().info(f'{len(expired)} item(s) expired (ttl)')
@@ -395,16 +399,18 @@ class DownlinkNode(Node):
         if not self._queue_dirty:
             return
         self._queue_dirty = False
-        summary = self.queue.summary()
-        session = {f'session_{name}': count for name, count in sorted(self.counters.items())}
+        with self._lock:
+            summary = self.queue.summary()
+            ranked = self.queue.ranked(int(self.settings['queue_publish_limit']))
+        counters = self.counters + self.intake.counters
+        session = {f'session_{name}': count for name, count in sorted(counters.items())}
         header = Header()
         header.stamp = self.get_clock().now().to_msg()
         statuses = [DiagnosticStatus(
             level=DiagnosticStatus.OK, name=QUEUE_NAME, hardware_id=NODE_NAME,
             message=f'{summary["queued"]} queued, {summary["outbox"]} awaiting acknowledgement',
             values=_status_values([*summary.items(), *session.items()]))]
-        statuses += [queue_item_status(entry) for entry in
-                     self.queue.ranked(int(self.settings['queue_publish_limit']))]
+        statuses += [queue_item_status(entry) for entry in ranked]
         self._queue_pub.publish(DiagnosticArray(header=header, status=statuses))
 
 
@@ -420,7 +426,7 @@ def _create_node() -> DownlinkNode:
 def main(args: list[str] | None = None) -> int:
     """Run the downlink node until shutdown; return 2 if it cannot start."""
     return run_node(_create_node, args, startup_errors=STARTUP_ERRORS, startup_exit_code=2,
-                    before_destroy=lambda node: node.queue.close())
+                    before_destroy=DownlinkNode.close)
 
 
 if __name__ == '__main__':
