@@ -18,9 +18,10 @@ from vad4space_ros.downlink.downlink_queue import (
 from vad4space_ros.downlink.policy import DownlinkPolicy
 from vad4space_ros.downlink.products import ProductPart, record_json
 from vad4space_ros.downlink.ranking import rank
+from vad4space_ros.downlink.schema import (
+    EVICTED, EXPIRED, FRAME, HEATMAP, QUEUED, RELEASED, THUMBNAIL)
 from vad4space_ros.downlink.selection import knapsack, Option
-from vad4space_ros.downlink.store import (
-    DownlinkStore, EVICTED, EXPIRED, FRAME, HEATMAP, QUEUED, RELEASED, StoreError, THUMBNAIL)
+from vad4space_ros.downlink.store import DownlinkStore, StoreError
 
 DIM = 16
 

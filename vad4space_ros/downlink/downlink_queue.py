@@ -51,10 +51,10 @@ from vad4space_ros.deploy.records import DetectionRecord
 from vad4space_ros.downlink.policy import DownlinkPolicy
 from vad4space_ros.downlink.products import ProductPart, record_json
 from vad4space_ros.downlink.ranking import NO_MATCH, rank
+from vad4space_ros.downlink.schema import (
+    EVICTED, FRAME, FULL_PRODUCT, HEATMAP, REGION, RELEASED, THUMBNAIL)
 from vad4space_ros.downlink.selection import knapsack, Option
-from vad4space_ros.downlink.store import (
-    DownlinkStore, EVICTED, FRAME, FULL_PRODUCT, HEATMAP, REGION, Release, RELEASED,
-    StoredItem, StoredPart, THUMBNAIL)
+from vad4space_ros.downlink.store import DownlinkStore, Release, StoredItem, StoredPart
 
 # Tiny value per full product so that free budget still carries zero-priority items.
 FILL_VALUE = 1e-9

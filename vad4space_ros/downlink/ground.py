@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw
 from vad4space_ros.atomic_files import (
     atomic_output, atomic_write_bytes, atomic_write_text)
 from vad4space_ros.downlink.products import decode_image
-from vad4space_ros.downlink.store import RECORD_ONLY
+from vad4space_ros.downlink.schema import RECORD_ONLY
 
 EXTENSIONS = {'png': 'png', 'jpeg': 'jpg'}
 PENDING_LIMIT = 1000

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from vad4space_ros.deploy.records import DetectionRecord, Region
-from vad4space_ros.downlink.store import FRAME, HEATMAP, REGION
+from vad4space_ros.downlink.schema import FRAME, HEATMAP, REGION
 
 IMAGE_FORMATS = ('png', 'jpeg')
 

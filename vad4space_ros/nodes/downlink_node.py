@@ -64,7 +64,8 @@ from vad4space_ros.downlink.downlink_queue import DownlinkQueue, RankedItem
 from vad4space_ros.downlink.intake import IntakeTask, IntakeWorker
 from vad4space_ros.downlink.policy import DownlinkPolicy
 from vad4space_ros.downlink.products import CaptureSettings, IMAGE_FORMATS
-from vad4space_ros.downlink.store import RECORD_ONLY, Release, StoredPart, SYNCHRONOUS_MODES
+from vad4space_ros.downlink.schema import RECORD_ONLY, SYNCHRONOUS_MODES
+from vad4space_ros.downlink.store import Release, StoredPart
 from vad4space_ros.nodes.entry_point import run_node
 from vad4space_ros.nodes.parameters import (
     declare_parameters, ParameterTable, read_only_descriptor)
