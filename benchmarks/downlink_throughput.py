@@ -199,6 +199,9 @@ def measure_intake(folder: Path, rate: float, count: int, budget: int) -> dict:
         ros.spin_for(3.0)
         node.assert_alive()
         phases['downlink_messages_received'] = len(received.messages)
+        with sqlite3.connect(f'file:{database}?mode=ro', uri=True) as connection:
+            phases['items_without_frame'] = connection.execute(
+                "SELECT count(*) FROM items WHERE missing LIKE '%frame%'").fetchone()[0]
     return {'rate_hz': rate, 'frame': '256x256 rgb8 + record', 'pass_budget_bytes': budget,
             **phases}
 
@@ -231,32 +234,42 @@ def main() -> None:
     parser.add_argument('--rate', type=float, default=50.0)
     parser.add_argument('--intake', type=int, default=400, help='Records offered per phase.')
     parser.add_argument('--skip-intake', action='store_true')
+    parser.add_argument('--only-intake', action='store_true',
+                        help='Measure intake only and update that entry of the JSON file.')
     args = parser.parse_args()
     results: dict = {'note': 'SYNTHETIC frames; 2-core machine shared with other jobs',
                      'record_bytes_example': len(record_json(detection(0, np.random.default_rng(
                          0))).encode())}
+    if args.only_intake and RESULTS.is_file():
+        results = json.loads(RESULTS.read_text())
     with tempfile.TemporaryDirectory(prefix='downlink_bench_', dir=PACKAGE_ROOT) as folder:
         folder = Path(folder)
-        results['accept'] = []
-        for size, count in (((256, 256), args.accepts), ((1200, 1600), args.large_accepts)):
-            for mode in ('FULL', 'NORMAL'):
-                row = measure_accept(folder, size, mode, count)
-                results['accept'].append(row)
-                print(f'accept {row["frame"]} {mode}: {row["accept_per_s"]} rec/s (encode '
-                      f'{row["encode_ms"]} ms, commit {row["commit_ms"]} ms, '
-                      f'{row["product_bytes_mean"]:,} B/product; storage overhead '
-                      f'{row["storage"]["overhead_percent"]} %)', flush=True)
-        results['pass'] = measure_passes(folder, args.queued, args.budgets)
-        for row in results['pass']['passes']:
-            print(f'pass with {args.queued:,} queued, budget {row["budget_bytes"]:,}: '
-                  f'{row["pass_ms"]} ms, {row["products"]} products; reading their parts '
-                  f'{row["read_parts_ms"]} ms', flush=True)
-        print(f'storage with {args.queued:,} items: {results["pass"]["storage"]}')
+        if not args.only_intake:
+            measure_storage(folder, args, results)
         if not args.skip_intake:
             results['intake'] = measure_intake(folder, args.rate, args.intake, 2_000_000)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1) + '\n')
     print(f'wrote {RESULTS}')
+
+
+def measure_storage(folder: Path, args: argparse.Namespace, results: dict) -> None:
+    """Run the accept and pass measurements into ``results``."""
+    results['accept'] = []
+    for size, count in (((256, 256), args.accepts), ((1200, 1600), args.large_accepts)):
+        for mode in ('FULL', 'NORMAL'):
+            row = measure_accept(folder, size, mode, count)
+            results['accept'].append(row)
+            print(f'accept {row["frame"]} {mode}: {row["accept_per_s"]} rec/s (encode '
+                  f'{row["encode_ms"]} ms, commit {row["commit_ms"]} ms, '
+                  f'{row["product_bytes_mean"]:,} B/product; storage overhead '
+                  f'{row["storage"]["overhead_percent"]} %)', flush=True)
+    results['pass'] = measure_passes(folder, args.queued, args.budgets)
+    for row in results['pass']['passes']:
+        print(f'pass with {args.queued:,} queued, budget {row["budget_bytes"]:,}: '
+              f'{row["pass_ms"]} ms, {row["products"]} products; reading their parts '
+              f'{row["read_parts_ms"]} ms', flush=True)
+    print(f'storage with {args.queued:,} items: {results["pass"]["storage"]}')
 
 
 if __name__ == '__main__':

@@ -15,7 +15,7 @@ from std_msgs.msg import Header, UInt64
 from test_downlink_core import basis, make_read_only, record, undo_read_only
 
 from vad4space_ros.downlink.products import encode_image, record_json
-from vad4space_ros.nodes.downlink_node import PARAMETERS
+from vad4space_ros.nodes.downlink_parameters import PARAMETERS
 from vad4space_ros.nodes.ros_conversions import record_to_msg
 import yaml
 

@@ -49,144 +49,37 @@ import threading
 import time
 from typing import Any
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.duration import Duration
 from rclpy.exceptions import ParameterException
-from rclpy.node import Node
-from rclpy.qos import (
-    DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy)
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, LifecycleState
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, UInt64
 
 from vad4space_ros.deploy.image_encoding import image_to_array, to_rgb8
 from vad4space_ros.deploy.records import RecordError
-from vad4space_ros.downlink.downlink_queue import DownlinkQueue, RankedItem
+from vad4space_ros.downlink.downlink_queue import DownlinkQueue
 from vad4space_ros.downlink.intake import IntakeTask, IntakeWorker
 from vad4space_ros.downlink.policy import DownlinkPolicy
 from vad4space_ros.downlink.products import CaptureSettings, IMAGE_FORMATS
-from vad4space_ros.downlink.schema import RECORD_ONLY, SYNCHRONOUS_MODES
-from vad4space_ros.downlink.store import Release, StoredPart
+from vad4space_ros.downlink.schema import SYNCHRONOUS_MODES
+from vad4space_ros.downlink.store import Release
+from vad4space_ros.nodes.downlink_messages import (
+    product_msgs, queue_item_status, status_values)
+from vad4space_ros.nodes.downlink_parameters import NODE_PARAMETERS, PARAMETERS
 from vad4space_ros.nodes.entry_point import run_node
-from vad4space_ros.nodes.parameters import (
-    declare_parameters, ParameterTable, read_only_descriptor)
+from vad4space_ros.nodes.parameters import declare_parameters
 from vad4space_ros.nodes.ros_conversions import image_msg_to_raw, msg_to_record, stamp_to_ns
 
 NODE_NAME = 'vad4space_downlink'
-DOWNLINK_NAME = 'vad4space/downlink'
 QUEUE_NAME = 'vad4space/queue'
-QUEUE_ITEM_NAME = 'vad4space/queue_item'
 ACK_POLL_S = 0.02
 STARTUP_ERRORS = (ValueError, ParameterException)  # unusable parameters or database
-
-NODE_PARAMETERS: ParameterTable = {
-    'database': ('~/.ros/vad4space_downlink.db', read_only_descriptor(
-        'SQLite file of the persistent queue (created if missing; its directory must exist). '
-        'The node refuses to start if it is corrupt, truncated, foreign, read-only, an empty '
-        'file it did not create, or used by another process; the file is left unchanged.')),
-    'synchronous': ('FULL', read_only_descriptor(
-        'SQLite synchronous mode: FULL (fsync at every commit, survives power loss) or NORMAL '
-        '(survives a killed process, not a power loss).')),
-    'image_format': ('png', read_only_descriptor(
-        'Encoding of the frame or region crops: png (lossless) or jpeg.')),
-    'thumbnail_format': ('jpeg', read_only_descriptor('Thumbnail encoding: jpeg or png.')),
-    'thumbnail_source': ('heatmap', read_only_descriptor(
-        'Thumbnail made from the heatmap or the image topic.')),
-    'thumbnail_max_side': (128, read_only_descriptor(
-        'Longer side of a thumbnail in pixels.', integer=(1, 4096))),
-    'jpeg_quality': (90, read_only_descriptor('JPEG quality.', integer=(1, 100))),
-    'image_cache_frames': (32, read_only_descriptor(
-        'Frames (and heatmaps) kept until their detection arrives, and detections kept waiting '
-        'for a late image.', integer=(1, 10000))),
-    'image_qos': ('sensor_data', read_only_descriptor(
-        'QoS of the image/heatmap subscriptions: sensor_data (best effort; matches any camera) '
-        'or reliable (only reliable publishers; no frame lost on a loaded link).')),
-    'intake_buffer': (1000, read_only_descriptor(
-        'Detections (and late images) buffered for the intake thread; when full, new ones are '
-        'dropped, counted (intake_overflow) and logged.', integer=(1, 1000000))),
-    'commit_group': (32, read_only_descriptor(
-        'Most detections committed in one transaction (one fsync) by the intake thread.',
-        integer=(1, 10000))),
-    'queue_publish_period_s': (1.0, read_only_descriptor(
-        'Seconds between ~/queue updates (only when changed).', floating=(0.01, 3600.0))),
-    'queue_publish_limit': (50, read_only_descriptor(
-        'Items listed in each ~/queue message.', integer=(1, 100000))),
-    'maintenance_period_s': (10.0, read_only_descriptor(
-        'Seconds between TTL sweeps.', floating=(0.01, 86400.0))),
-    'publish_batch': (50, read_only_descriptor(
-        'Releases published before waiting (without blocking) for acknowledgement.',
-        integer=(1, 100000))),
-    'ack_timeout_s': (5.0, read_only_descriptor(
-        'Seconds to wait for the consumer to acknowledge a batch; unacknowledged products '
-        'stay in the outbox and are retried.', floating=(0.01, 3600.0))),
-    'outbox_retry_period_s': (2.0, read_only_descriptor(
-        'Seconds between attempts to publish a non-empty outbox.', floating=(0.01, 3600.0))),
-}
-_POLICY_DESCRIPTIONS = DownlinkPolicy.descriptions()
-PARAMETERS: ParameterTable = {
-    **{item.name: (item.default, read_only_descriptor(_POLICY_DESCRIPTIONS[item.name]))
-       for item in fields(DownlinkPolicy)},
-    **NODE_PARAMETERS}
-
-
-def _status_values(pairs: list[tuple[str, Any]]) -> list[KeyValue]:
-    return [KeyValue(key=key, value=str(value)) for key, value in pairs]
-
-
-def frame_header(frame_id: str, stamp_ns: int) -> Header:
-    """Rebuild a frame's header from its id and stamp."""
-    header = Header(frame_id=frame_id)
-    header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-    return header
-
-
-def product_msgs(release: Release, parts: list[StoredPart]
-                 ) -> list[tuple[DiagnosticArray, CompressedImage | None]]:
-    """Build the ``~/downlink`` description (and image) messages of one release's parts."""
-    header = frame_header(release.frame_id, release.stamp_ns)
-    common = [('item_id', release.item_id), ('pass_id', release.pass_id),
-              ('position', release.position), ('product', release.product),
-              ('bytes', release.size), ('priority', repr(release.priority)),
-              ('score', repr(release.score)), ('is_anomaly', str(release.is_anomaly).lower()),
-              ('model_id', release.model_id), ('method', release.method),
-              ('missing', release.missing), ('attempt', release.attempts),
-              ('record', release.record_json)]
-    messages = []
-    for index, part in enumerate(parts or [None]):
-        if part is None:  # a full product whose image never arrived: the record alone
-            described = [('kind', RECORD_ONLY), ('format', 'json'), ('sha256', ''),
-                         ('part_bytes', 0), ('box', ''), ('region_score', '')]
-            image = None
-        else:
-            described = [('kind', part.kind), ('format', part.image_format),
-                         ('sha256', part.sha256),
-                         ('part_bytes', len(part.data)), ('box', ','.join(map(str, part.box))),
-                         ('region_score', '' if part.region_score is None
-                          else repr(part.region_score))]
-            image = CompressedImage(header=header, format=part.image_format)
-            image.data = part.data
-        status = DiagnosticStatus(
-            level=DiagnosticStatus.WARN if release.is_anomaly else DiagnosticStatus.OK,
-            name=DOWNLINK_NAME, hardware_id=release.model_id, message=described[0][1],
-            values=_status_values([('release_id', release.release_id), ('part', index),
-                                   ('parts', max(1, len(parts))), *described, *common]))
-        messages.append((DiagnosticArray(header=header, status=[status]), image))
-    return messages
-
-
-def queue_item_status(entry: RankedItem) -> DiagnosticStatus:
-    """Describe one ranked item as a ``~/queue`` status."""
-    item = entry.item
-    return DiagnosticStatus(
-        level=DiagnosticStatus.WARN if item.is_anomaly else DiagnosticStatus.OK,
-        name=QUEUE_ITEM_NAME, hardware_id=item.frame_id, message=entry.reason,
-        values=_status_values([
-            ('rank', entry.rank), ('item_id', item.item_id), ('frame_id', item.frame_id),
-            ('stamp_ns', item.stamp_ns), ('score', repr(item.score)),
-            ('priority', repr(entry.priority)), ('redundancy', f'{entry.redundancy:.4f}'),
-            ('similar_to', '' if entry.similar_to is None else entry.similar_to),
-            ('bytes', item.product_bytes), ('thumbnail_bytes', item.thumbnail_bytes),
-            ('thumbnail_sent', str(item.thumbnail_sent).lower()),
-            ('is_anomaly', str(item.is_anomaly).lower())]))
+SUCCESS = TransitionCallbackReturn.SUCCESS
 
 
 @dataclass
@@ -197,24 +90,52 @@ class InFlight:
     deadline: float
 
 
-class DownlinkNode(Node):
-    """Wire the persistent :class:`DownlinkQueue` to ROS topics."""
+class StartupError(ValueError):
+    """``autostart`` could not configure the node (bad parameters or database)."""
+
+
+class DownlinkNode(LifecycleNode):
+    """Wire the persistent :class:`DownlinkQueue` to ROS topics (a managed node)."""
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
-        """Declare parameters and open the database; raise ValueError if it is unusable."""
+        """Declare parameters; with ``autostart`` configure and activate (raise StartupError)."""
         super().__init__(node_name, **kwargs)
         values = declare_parameters(self, PARAMETERS)
         self.settings = {name: values[name] for name in NODE_PARAMETERS}
-        self._check_settings()
-        self.capture = CaptureSettings(
-            self.settings['image_format'], self.settings['thumbnail_format'],
-            int(self.settings['thumbnail_max_side']), int(self.settings['jpeg_quality']))
-        policy = DownlinkPolicy(**{item.name: values[item.name]
-                                   for item in fields(DownlinkPolicy)})
-        self.queue = DownlinkQueue.connect(self.settings['database'], policy,
-                                           self.settings['synchronous'])
+        self._policy_values = {item.name: values[item.name] for item in fields(DownlinkPolicy)}
+        self.queue: DownlinkQueue | None = None
+        self.intake: IntakeWorker | None = None
         self.counters: Counter[str] = Counter()
         self._lock = threading.Lock()  # the database: intake thread vs. executor callbacks
+        self._inputs: list[Any] = []  # subscriptions and timers while active
+        self._configure_error = ''
+        if not self.settings['autostart']:
+            self.get_logger().info('unconfigured (autostart false): waiting for configure')
+            return
+        if self.trigger_configure() != SUCCESS:
+            raise StartupError(self._configure_error)
+        self.trigger_activate()
+
+    @property
+    def lifecycle_state(self) -> str:
+        """Return the label of the current lifecycle state ('unconfigured', 'active', ...)."""
+        return self._state_machine.current_state[1]
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Open the database, start the intake thread, create the publishers."""
+        try:
+            self._check_settings()
+            self.capture = CaptureSettings(
+                self.settings['image_format'], self.settings['thumbnail_format'],
+                int(self.settings['thumbnail_max_side']), int(self.settings['jpeg_quality']))
+            self.queue = DownlinkQueue.connect(self.settings['database'],
+                                               DownlinkPolicy(**self._policy_values),
+                                               self.settings['synchronous'])
+        except ValueError as error:  # StoreError included
+            self._configure_error = str(error)
+            self.get_logger().error(f'cannot configure: {error} (still unconfigured)')
+            return TransitionCallbackReturn.FAILURE
         self.intake = IntakeWorker(self.queue, self.capture, self._lock,
                                    int(self.settings['intake_buffer']),
                                    int(self.settings['commit_group']), self._log,
@@ -226,41 +147,106 @@ class DownlinkNode(Node):
         self._awaiting: OrderedDict[tuple[int, str], list] = OrderedDict()
         self._in_flight: InFlight | None = None
         self._queue_dirty = True
-
-        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        image_qos = (qos_profile_sensor_data if self.settings['image_qos'] == 'sensor_data'
-                     else QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
         keep_all = QoSProfile(depth=1, history=HistoryPolicy.KEEP_ALL,
                               reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(DiagnosticArray, 'detection', self._on_detection, reliable)
-        self.create_subscription(Image, 'image', self._on_image, image_qos)
-        self.create_subscription(Image, 'heatmap', self._on_heatmap, image_qos)
-        self.create_subscription(UInt64, '~/pass', self._on_pass, reliable)
-        self._downlink_pub = self.create_publisher(DiagnosticArray, '~/downlink', keep_all)
-        self._image_pub = self.create_publisher(CompressedImage, '~/downlink/image', keep_all)
-        self._queue_pub = self.create_publisher(DiagnosticArray, '~/queue', QoSProfile(
+        self._downlink_pub = self.create_lifecycle_publisher(DiagnosticArray, '~/downlink',
+                                                             keep_all)
+        self._image_pub = self.create_lifecycle_publisher(CompressedImage, '~/downlink/image',
+                                                          keep_all)
+        self._queue_pub = self.create_lifecycle_publisher(DiagnosticArray, '~/queue', QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE,
             durability=DurabilityPolicy.TRANSIENT_LOCAL))
-        self.create_timer(float(self.settings['queue_publish_period_s']), self._publish_queue)
-        self.create_timer(float(self.settings['maintenance_period_s']), self._expire)
-        self.create_timer(float(self.settings['outbox_retry_period_s']), self._flush_outbox)
-        self.create_timer(ACK_POLL_S, self._check_acks)
         summary = self.queue.summary()
         self.get_logger().info(
             f'queue {self.queue.store.path}: {summary["queued"]} queued, '
             f'{summary["released"]} released, {summary["outbox"]} released but not yet '
             'acknowledged (will be published when a consumer subscribes to ~/downlink)')
+        return SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Enable the publishers, subscribe and start the timers."""
+        result = super().on_activate(state)
+        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        detections = QoSProfile(depth=int(self.settings['detection_queue_depth']),
+                                reliability=ReliabilityPolicy.RELIABLE)
+        image_qos = QoSProfile(
+            depth=int(self.settings['image_queue_depth']),
+            reliability=(ReliabilityPolicy.BEST_EFFORT if self.settings['image_qos'] ==
+                         'sensor_data' else ReliabilityPolicy.RELIABLE))
+        intake = MutuallyExclusiveCallbackGroup()  # runs beside passes and publication
+        self._inputs = [
+            self.create_subscription(DiagnosticArray, 'detection', self._on_detection,
+                                     detections, callback_group=intake),
+            self.create_subscription(Image, 'image', self._on_image, image_qos,
+                                     callback_group=intake),
+            self.create_subscription(Image, 'heatmap', self._on_heatmap, image_qos,
+                                     callback_group=intake),
+            self.create_subscription(UInt64, '~/pass', self._on_pass, reliable),
+            self.create_timer(float(self.settings['queue_publish_period_s']),
+                              self._publish_queue),
+            self.create_timer(float(self.settings['maintenance_period_s']), self._expire),
+            self.create_timer(float(self.settings['outbox_retry_period_s']),
+                              self._flush_outbox),
+            self.create_timer(ACK_POLL_S, self._check_acks)]
+        self._queue_dirty = True
+        self.get_logger().info('active: accepting detections and passes')
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Unsubscribe and stop the timers (buffered detections are still committed)."""
+        self._stop_input()
+        self.get_logger().info('inactive: not subscribed, publishing nothing')
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Commit what the intake holds, close the database, drop the publishers."""
+        self._release()
+        self.get_logger().info('unconfigured: database closed')
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release everything, from any primary state."""
+        self._stop_input()
+        self._release()
+        self.get_logger().info('finalized')
+        return super().on_shutdown(state)
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release everything after a transition raised; the node becomes unconfigured."""
+        self._stop_input()
+        self._release()
+        return super().on_error(state)
+
+    def _stop_input(self) -> None:
+        for entity in self._inputs:
+            if hasattr(entity, 'cancel'):
+                self.destroy_timer(entity)
+            else:
+                self.destroy_subscription(entity)
+        self._inputs = []
+        self._in_flight = None  # unacknowledged: stays in the outbox, published again later
+
+    def _release(self) -> None:
+        if self.intake is not None:
+            self.intake.stop()
+            self.intake = None
+        if self.queue is not None:
+            self.queue.close()
+            self.queue = None
+        for entity in list(self._managed_entities):
+            if isinstance(entity, LifecyclePublisher):
+                self.destroy_lifecycle_publisher(entity)
+
+    def close(self) -> None:
+        """Stop input, commit what the intake buffer holds, close the database."""
+        self._stop_input()
+        self._release()
 
     def _log(self, level: str, text: str) -> None:
         getattr(self.get_logger(), level)(text, throttle_duration_sec=5.0)
 
     def _mark_dirty(self) -> None:
         self._queue_dirty = True
-
-    def close(self) -> None:
-        """Accept what the intake buffer holds, then close the database."""
-        self.intake.stop()
-        self.queue.close()
 
     def _check_settings(self) -> None:
         """Reject node-level parameter values that cannot work."""
@@ -287,8 +273,9 @@ class DownlinkNode(Node):
         frame = self._frames.pop(key, None)
         heatmap = self._heatmaps.pop(key, None)
         thumbnail = frame if self._thumbnail_from_frame else heatmap
-        if self.intake.submit(IntakeTask(key, record, record.regions, frame, thumbnail)) and (
-                frame is None or thumbnail is None):
+        intake = self.intake  # None once cleaned up (a transition may run in parallel)
+        task = IntakeTask(key, record, record.regions, frame, thumbnail)
+        if intake is not None and intake.submit(task) and (frame is None or thumbnail is None):
             self._remember(self._awaiting, key, [record.regions, frame is None,
                                                  thumbnail is None])
 
@@ -318,7 +305,10 @@ class DownlinkNode(Node):
         thumbnail = pixels if gives_thumbnail and need_thumbnail else None
         if frame is None and thumbnail is None:
             return
-        self.intake.submit(IntakeTask(key, None, regions, frame, thumbnail))
+        intake = self.intake
+        if intake is None:
+            return
+        intake.submit(IntakeTask(key, None, regions, frame, thumbnail))
         waiting[1:] = [need_frame and frame is None, need_thumbnail and thumbnail is None]
         if not any(waiting[1:]):
             self._awaiting.pop(key)
@@ -410,9 +400,23 @@ class DownlinkNode(Node):
         statuses = [DiagnosticStatus(
             level=DiagnosticStatus.OK, name=QUEUE_NAME, hardware_id=NODE_NAME,
             message=f'{summary["queued"]} queued, {summary["outbox"]} awaiting acknowledgement',
-            values=_status_values([*summary.items(), *session.items()]))]
+            values=status_values([*summary.items(), *session.items()]))]
         statuses += [queue_item_status(entry) for entry in ranked]
         self._queue_pub.publish(DiagnosticArray(header=header, status=statuses))
+
+
+def spin_until_finalized(node: DownlinkNode) -> None:
+    """Spin ``node`` until rclpy shuts down or the node is finalized (shutdown transition)."""
+    executor = MultiThreadedExecutor(num_threads=2, context=node.context)
+    executor.add_node(node)
+    try:
+        while node.context.ok() and node.lifecycle_state != 'finalized':
+            executor.spin_once(timeout_sec=0.5)
+        if node.context.ok():
+            executor.spin_once(timeout_sec=0.2)  # let the shutdown response go out
+    finally:
+        executor.remove_node(node)
+        executor.shutdown()
 
 
 def _create_node() -> DownlinkNode:
@@ -427,7 +431,7 @@ def _create_node() -> DownlinkNode:
 def main(args: list[str] | None = None) -> int:
     """Run the downlink node until shutdown; return 2 if it cannot start."""
     return run_node(_create_node, args, startup_errors=STARTUP_ERRORS, startup_exit_code=2,
-                    before_destroy=DownlinkNode.close)
+                    spin=spin_until_finalized, before_destroy=DownlinkNode.close)
 
 
 if __name__ == '__main__':

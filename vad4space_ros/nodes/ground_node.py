@@ -25,13 +25,13 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage
 
 from vad4space_ros.downlink.ground import Arrival, GroundFolder
+from vad4space_ros.nodes.downlink_messages import DOWNLINK_NAME
 from vad4space_ros.nodes.entry_point import run_node
 from vad4space_ros.nodes.parameters import (
     declare_parameters, ParameterTable, read_only_descriptor)
 from vad4space_ros.nodes.ros_conversions import stamp_to_ns
 
 NODE_NAME = 'vad4space_ground'
-DOWNLINK_NAME = 'vad4space/downlink'
 PARAMETERS: ParameterTable = {
     'output': ('vad4space_ground', read_only_descriptor(
         'Folder the products and their JSON sidecars are written to (created if missing).')),
