@@ -143,7 +143,7 @@ def measure_passes(folder: Path, queued: int, budgets: list[int]) -> dict:
 def measure_intake(folder: Path, rate: float, count: int, budget: int) -> dict:
     """Offer detections + 256x256 frames at ``rate`` Hz before and during passes (DDS)."""
     from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CompressedImage, Image
     from std_msgs.msg import Header, UInt64
 
@@ -165,6 +165,9 @@ def measure_intake(folder: Path, rate: float, count: int, budget: int) -> dict:
         images = ros.node.create_publisher(Image, '/image', 10)
         passes = ros.node.create_publisher(UInt64, f'{NODE}/pass', reliable)
         received = ros.collect(DiagnosticArray, f'{NODE}/downlink', keep_all)
+        summaries = ros.collect(DiagnosticArray, f'{NODE}/queue', QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL))
         ros.collect(CompressedImage, f'{NODE}/downlink/image', keep_all)
         for publisher in (detections, images, passes):
             ros.wait_for_subscribers(publisher, process=node)
@@ -199,6 +202,10 @@ def measure_intake(folder: Path, rate: float, count: int, budget: int) -> dict:
         ros.spin_for(3.0)
         node.assert_alive()
         phases['downlink_messages_received'] = len(received.messages)
+        if summaries.messages:
+            phases['node_counters'] = {
+                pair.key: pair.value for pair in summaries.messages[-1].status[0].values
+                if pair.key.startswith('session_')}
         with sqlite3.connect(f'file:{database}?mode=ro', uri=True) as connection:
             phases['items_without_frame'] = connection.execute(
                 "SELECT count(*) FROM items WHERE missing LIKE '%frame%'").fetchone()[0]
