@@ -232,7 +232,8 @@ def test_released_products_survive_sigkill_before_publication(tmp_path):
 
 def test_malformed_records_are_counted_and_images_are_captured_at_their_size(tmp_path):
     database = tmp_path / 'queue.db'
-    with ros_harness.run_node(COMMAND, parameters(database),
+    # image_qos reliable: the test's first frames must not be lost to best-effort discovery.
+    with ros_harness.run_node(COMMAND, parameters(database, image_qos='reliable'),
                               remappings={'detection': '/detection', 'image': '/image'}) as node, \
             ros_harness.RosTestNode() as ros:
         session = Session(ros, node)

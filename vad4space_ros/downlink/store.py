@@ -43,6 +43,9 @@ from vad4space_ros.downlink.schema import (
     RELEASED, SCHEMA, SCHEMA_VERSION, SYNCHRONOUS_MODES, THUMBNAIL)
 
 
+WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes the -wal file keeps after a checkpoint
+
+
 class StoreError(ValueError):
     """The database cannot be used as a downlink store (corrupt, foreign, read-only, locked)."""
 
@@ -240,6 +243,7 @@ class DownlinkStore:
         if execute('PRAGMA journal_mode=WAL').fetchone()[0].lower() != 'wal':
             raise StoreError(f'database {self.path} cannot use WAL journaling')
         execute(f'PRAGMA synchronous={synchronous}')
+        execute(f'PRAGMA journal_size_limit={WAL_SIZE_LIMIT}')
         execute('PRAGMA foreign_keys=ON')
         with self.transaction():  # also proves the file is writable (BEGIN IMMEDIATE + write)
             if version == 1:

@@ -16,6 +16,7 @@ QUEUE_ITEM_NAME = 'vad4space/queue_item'
 
 
 def status_values(pairs: list[tuple[str, Any]]) -> list[KeyValue]:
+    """Return (key, value) pairs as KeyValue messages (values as strings)."""
     return [KeyValue(key=key, value=str(value)) for key, value in pairs]
 
 
