@@ -30,6 +30,7 @@ setup(
             'vad4space_replay = vad4space_ros.nodes.replay_node:main',
             'vad4space_evaluator = vad4space_ros.nodes.evaluator_node:main',
             'vad4space_downlink = vad4space_ros.nodes.downlink_node:main',
+            'vad4space_ground = vad4space_ros.nodes.ground_node:main',
         ],
     },
 )

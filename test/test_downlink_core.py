@@ -16,11 +16,12 @@ from vad4space_ros.deploy.records import DetectionRecord
 from vad4space_ros.downlink.downlink_queue import (
     ACCEPTED, BELOW_MIN_SCORE, DownlinkQueue, DUPLICATE)
 from vad4space_ros.downlink.policy import DownlinkPolicy
+from vad4space_ros.downlink.products import ProductPart, record_json
 from vad4space_ros.downlink.ranking import rank
+from vad4space_ros.downlink.schema import (
+    EVICTED, EXPIRED, FRAME, HEATMAP, QUEUED, RELEASED, THUMBNAIL)
 from vad4space_ros.downlink.selection import knapsack, Option
-from vad4space_ros.downlink.sizing import encoded_size, thumbnail_size
-from vad4space_ros.downlink.store import (
-    DownlinkStore, EVICTED, EXPIRED, QUEUED, RELEASED, StoreError, THUMBNAIL)
+from vad4space_ros.downlink.store import DownlinkStore, StoreError
 
 DIM = 16
 
@@ -45,6 +46,23 @@ def record(frame: int, score: float, embedding: np.ndarray | None = None) -> Det
         stamp_ns=1_000_000_000 + frame, frame_id=f'cam/{frame}', score=score, raw_score=score,
         threshold=0.5, is_anomaly=score >= 0.5, method='padim', model_id='test-model',
         latency_ms=1.0, embedding=basis(frame % DIM) if embedding is None else embedding)
+
+
+def sized(rec: DetectionRecord, size: int = 1000,
+          thumbnail: int | None = None) -> list[ProductPart]:
+    """Parts (filler bytes) that make ``rec``'s full product exactly ``size`` stored bytes."""
+    frame = size - len(record_json(rec).encode())
+    assert frame > 0
+    parts = [ProductPart(FRAME, 0, 'png', (0, 0, 8, 8), None, bytes(frame))]
+    if thumbnail:
+        parts.append(ProductPart(HEATMAP, 0, 'jpeg', (0, 0, 8, 8), None, b'h' * thumbnail))
+    return parts
+
+
+def accept(queue: DownlinkQueue, rec: DetectionRecord, size: int = 1000,
+           thumbnail: int | None = None):
+    """Accept ``rec`` with products of ``size`` (and a ``thumbnail``) bytes."""
+    return queue.accept(rec, sized(rec, size, thumbnail))
 
 
 def greedy_by_value(options: list[Option], budget: int) -> float:
@@ -158,58 +176,57 @@ class Clock:
 
 def open_queue(path: Path, **policy) -> DownlinkQueue:
     """Open a queue with small defaults (no thumbnails unless asked)."""
-    settings = {'send_thumbnails': False, 'default_product_bytes': 100,
-                'default_thumbnail_bytes': 10}
+    settings = {'send_thumbnails': False}
     settings.update(policy)
     return DownlinkQueue.connect(path, DownlinkPolicy(**settings), synchronous='NORMAL')
 
 
 def test_accept_is_idempotent_and_respects_min_score(tmp_path):
     queue = open_queue(tmp_path / 'q.db', min_score=0.1)
-    assert queue.accept(record(1, 0.7)).status == ACCEPTED
-    assert queue.accept(record(1, 0.7)).status == DUPLICATE
-    assert queue.accept(record(2, 0.05)).status == BELOW_MIN_SCORE
+    assert accept(queue, record(1, 0.7)).status == ACCEPTED
+    assert accept(queue, record(1, 0.7)).status == DUPLICATE
+    assert accept(queue, record(2, 0.05)).status == BELOW_MIN_SCORE
     assert queue.store.count_by_state()[QUEUED] == 1
-    assert (queue.queued_count, queue.queued_bytes) == (1, 100)
+    assert (queue.queued_count, queue.queued_bytes) == (1, 1000)
 
 
 def test_eviction_by_priority_when_capacity_fits_the_window(tmp_path):
     queue = open_queue(tmp_path / 'q.db', capacity_items=3)
-    ids = [queue.accept(record(frame, score, emb)).item_id for frame, score, emb in [
+    ids = [accept(queue, record(frame, score, emb)).item_id for frame, score, emb in [
         (1, 0.9, basis(0)), (2, 0.89, basis(0, noise=0.01)), (3, 0.5, basis(1)),
         (4, 0.4, basis(2))]]
     # Frame 2 has the second-highest score but is a near-duplicate of frame 1: evicted first.
     assert queue.store.items_in_state(EVICTED) == [ids[1]]
-    result = queue.accept(record(5, 0.1, basis(3)))
+    result = accept(queue, record(5, 0.1, basis(3)))
     assert result.evicted == (result.item_id,)  # the newcomer ranks last
-    result = queue.accept(record(6, 0.45, basis(4)))
+    result = accept(queue, record(6, 0.45, basis(4)))
     assert result.evicted == (ids[3],)
     assert queue.store.items_in_state(QUEUED) == [ids[0], ids[2], result.item_id]
 
 
 def test_eviction_beyond_the_window_takes_lowest_score_oldest_first(tmp_path):
     queue = open_queue(tmp_path / 'q.db', capacity_items=4, ranking_window=2)
-    ids = [queue.accept(record(frame, score)).item_id
+    ids = [accept(queue, record(frame, score)).item_id
            for frame, score in [(1, 0.3), (2, 0.9), (3, 0.3), (4, 0.8)]]
-    evicted = [queue.accept(record(5, 0.7)).evicted, queue.accept(record(6, 0.6)).evicted]
+    evicted = [accept(queue, record(5, 0.7)).evicted, accept(queue, record(6, 0.6)).evicted]
     assert evicted == [(ids[0],), (ids[2],)]
 
 
 def test_byte_capacity_evicts_until_it_fits(tmp_path):
-    queue = open_queue(tmp_path / 'q.db', capacity_bytes=250)
-    queue.accept(record(1, 0.9))
-    queue.accept(record(2, 0.2))
-    result = queue.accept(record(3, 0.8), product_bytes=120)
+    queue = open_queue(tmp_path / 'q.db', capacity_bytes=2500)
+    accept(queue, record(1, 0.9))
+    accept(queue, record(2, 0.2))
+    result = accept(queue, record(3, 0.8), 1200)
     assert result.evicted == (2,)
-    assert queue.queued_bytes == 220
+    assert queue.queued_bytes == 2200
 
 
 def test_ttl_expires_old_items(tmp_path):
     clock = Clock()
     queue = DownlinkQueue.connect(tmp_path / 'q.db', DownlinkPolicy(ttl_s=60.0), 'NORMAL', clock)
-    old = queue.accept(record(1, 0.9)).item_id
+    old = accept(queue, record(1, 0.9)).item_id
     clock.now += 30 * 10 ** 9
-    young = queue.accept(record(2, 0.9)).item_id
+    young = accept(queue, record(2, 0.9)).item_id
     clock.now += 40 * 10 ** 9
     assert queue.expire() == [old]
     assert queue.store.items_in_state(EXPIRED) == [old]
@@ -218,32 +235,32 @@ def test_ttl_expires_old_items(tmp_path):
 
 def test_pass_releases_distinct_anomalies_within_budget(tmp_path):
     queue = open_queue(tmp_path / 'q.db')
-    duplicates = [queue.accept(record(i, 0.95 - i / 100, basis(0, 0.02, i))).item_id
+    duplicates = [accept(queue, record(i, 0.95 - i / 100, basis(0, 0.02, i))).item_id
                   for i in range(5)]
-    distinct = [queue.accept(record(10 + i, 0.8 - i / 100, basis(1 + i))).item_id
+    distinct = [accept(queue, record(10 + i, 0.8 - i / 100, basis(1 + i))).item_id
                 for i in range(3)]
-    normals = [queue.accept(record(20 + i, 0.2, basis(5 + i))).item_id for i in range(3)]
-    result = queue.run_pass(400)
+    normals = [accept(queue, record(20 + i, 0.2, basis(5 + i))).item_id for i in range(3)]
+    result = queue.run_pass(4000)
     released = [p.item_id for p in result.products]
     assert set(released) == {duplicates[0], *distinct}
-    assert result.used_bytes == 400
+    assert result.used_bytes == 4000
     assert [p.position for p in result.products] == [0, 1, 2, 3]
     assert queue.store.items_in_state(RELEASED) == sorted(released)
-    rest = queue.run_pass(10_000)
+    rest = queue.run_pass(100_000)
     assert {p.item_id for p in rest.products} == set(duplicates[1:] + normals)
-    assert queue.run_pass(10_000).products == ()
+    assert queue.run_pass(100_000).products == ()
 
 
 def test_pass_sends_thumbnails_when_full_products_do_not_fit(tmp_path):
     queue = open_queue(tmp_path / 'q.db', send_thumbnails=True)
-    big = queue.accept(record(1, 0.9), product_bytes=1000, thumbnail_bytes=50).item_id
-    small = queue.accept(record(2, 0.6, basis(2)), product_bytes=100).item_id
-    other = queue.accept(record(3, 0.3, basis(3)), product_bytes=500, thumbnail_bytes=60).item_id
-    result = queue.run_pass(200)  # small goes in full; 100 bytes left: big's thumbnail fits
+    big = accept(queue, record(1, 0.9), 10_000, thumbnail=500).item_id
+    small = accept(queue, record(2, 0.6, basis(2)), 1000).item_id
+    other = accept(queue, record(3, 0.3, basis(3)), 5000, thumbnail=600).item_id
+    result = queue.run_pass(2000)  # small goes in full; 1000 bytes left: big's thumbnail fits
     assert [(p.item_id, p.product) for p in result.products] == [(small, 'full'), (big, THUMBNAIL)]
     assert queue.store.items_in_state(QUEUED) == [big, other]
     assert queue.ranked()[0].item.thumbnail_sent
-    follow_up = queue.run_pass(1060)
+    follow_up = queue.run_pass(10_600)
     assert [(p.item_id, p.product) for p in follow_up.products] == [(big, 'full'),
                                                                     (other, THUMBNAIL)]
 
@@ -251,8 +268,8 @@ def test_pass_sends_thumbnails_when_full_products_do_not_fit(tmp_path):
 def test_outbox_survives_restart_and_counts_attempts(tmp_path):
     path = tmp_path / 'q.db'
     queue = open_queue(path)
-    ids = [queue.accept(record(i, 0.5 + i / 100)).item_id for i in range(6)]
-    first = queue.run_pass(300).products
+    ids = [accept(queue, record(i, 0.5 + i / 100)).item_id for i in range(6)]
+    first = queue.run_pass(3000).products
     queue.confirm_sent(queue.begin_publication(first[:2]))
     queue.begin_publication(first[2:])  # published, never acknowledged: the process "dies"
     queue.close()
@@ -263,7 +280,7 @@ def test_outbox_survives_restart_and_counts_attempts(tmp_path):
     retried = queue.begin_publication(pending)
     assert [p.attempts for p in retried] == [2]
     queue.confirm_sent(retried)
-    queue.run_pass(10_000)
+    queue.run_pass(100_000)
     queue.confirm_sent(queue.begin_publication(queue.outbox()))
     releases = queue.store.releases()
     assert sorted(r.item_id for r in releases) == ids
@@ -272,8 +289,8 @@ def test_outbox_survives_restart_and_counts_attempts(tmp_path):
 
 def test_a_product_cannot_be_released_twice(tmp_path):
     queue = open_queue(tmp_path / 'q.db')
-    item = queue.accept(record(1, 0.9)).item_id
-    product = queue.run_pass(1000).products[0]
+    item = accept(queue, record(1, 0.9)).item_id
+    product = queue.run_pass(10_000).products[0]
     with pytest.raises(sqlite3.IntegrityError), queue.store.transaction():
         queue.store.insert_release(item, product.pass_id, 1, 'full', 100, 0.9)
 
@@ -288,7 +305,7 @@ def test_interrupted_pass_transaction_releases_nothing(tmp_path):
         'queue.store.finish_pass = lambda *a: os._exit(9)\n'  # die inside the pass transaction
         'queue.run_pass(10 ** 9)\n')
     queue = open_queue(path)
-    ids = [queue.accept(record(i, 0.6)).item_id for i in range(3)]
+    ids = [accept(queue, record(i, 0.6)).item_id for i in range(3)]
     queue.close()
     died = subprocess.run([sys.executable, '-c', child, str(path)], capture_output=True)
     assert died.returncode == 9, died.stderr.decode()
@@ -343,24 +360,14 @@ def test_store_refuses_a_read_only_database(tmp_path):
         undo_read_only(path)
 
 
-# --- sizing -----------------------------------------------------------------------------------
-def test_sizes_grow_with_image_content():
-    rng = np.random.default_rng(3)
-    flat = np.full((256, 256, 3), 128, np.uint8)
-    noisy = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
-    assert encoded_size(flat, 'png') < encoded_size(noisy, 'png')
-    assert encoded_size(noisy, 'jpeg', 50) < encoded_size(noisy, 'jpeg', 95)
-    assert thumbnail_size(noisy, 64, 'png') < encoded_size(noisy, 'png')
-
-
 # --- CLI --------------------------------------------------------------------------------------
 def test_queue_show_prints_the_ranked_queue(tmp_path, capsys):
     """Print the table with ranks in priority order; a missing database is a clear error."""
     path = tmp_path / 'q.db'
     queue = open_queue(path)
-    queue.accept(record(1, 0.9, basis(0)))
-    queue.accept(record(2, 0.88, basis(0, noise=0.01)))
-    queue.accept(record(3, 0.5, basis(1)))
+    accept(queue, record(1, 0.9, basis(0)))
+    accept(queue, record(2, 0.88, basis(0, noise=0.01)))
+    accept(queue, record(3, 0.5, basis(1)))
     queue.close()
     assert cli_main(['queue', 'show', '--database', str(path), '--limit', '2']) == 0
     shown = capsys.readouterr().out

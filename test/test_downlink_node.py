@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 import ros_harness
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, UInt64
 from test_downlink_core import basis, make_read_only, record, undo_read_only
 
-from vad4space_ros.downlink.policy import DownlinkPolicy
-from vad4space_ros.nodes.downlink_node import declared_parameter_names, NODE_PARAMETERS
+from vad4space_ros.downlink.products import encode_image, record_json
+from vad4space_ros.nodes.downlink_parameters import PARAMETERS
 from vad4space_ros.nodes.ros_conversions import record_to_msg
 import yaml
 
@@ -41,15 +41,19 @@ def detection_msg(rec) -> DiagnosticArray:
     return record_to_msg(rec, header_of(rec))
 
 
+def record_bytes(*records) -> int:
+    """Return the stored bytes of full products without images (the record JSON)."""
+    return sum(len(record_json(rec).encode()) for rec in records)
+
+
 def values(status: DiagnosticStatus) -> dict[str, str]:
     """Key/value pairs of a status as a dict."""
     return {pair.key: pair.value for pair in status.values}
 
 
 def parameters(database: Path, **overrides) -> dict:
-    """Node parameters for a test: small products, no thumbnails, fast publication."""
-    settings = {'database': str(database), 'default_product_bytes': 1000,
-                'default_thumbnail_bytes': 100, 'send_thumbnails': False,
+    """Node parameters for a test: no thumbnails, fast publication."""
+    settings = {'database': str(database), 'send_thumbnails': False,
                 'queue_publish_period_s': 0.2, 'synchronous': 'FULL'}
     settings.update(overrides)
     return settings
@@ -70,7 +74,10 @@ class Session:
             ros.wait_for_subscribers(publisher, process=process)
         if consume_downlink:
             self.downlink = ros.collect(DiagnosticArray, f'{NODE}/downlink', KEEP_ALL)
+            self.downlink_images = ros.collect(CompressedImage, f'{NODE}/downlink/image',
+                                               KEEP_ALL)
             self.downlink.wait_for_publishers(process=process)
+            self.downlink_images.wait_for_publishers(process=process)
 
     def latest_summary(self) -> dict[str, str]:
         """Counters of the newest ~/queue message."""
@@ -106,11 +113,8 @@ def db_releases(database: Path) -> list[tuple[int, int, int | None]]:
 
 
 def test_yaml_config_sets_every_parameter_to_its_default():
-    settings = yaml.safe_load(CONFIG.read_text())['vad4space_downlink']['ros__parameters']
-    assert set(settings) == declared_parameter_names()
-    defaults = {**{name: default for name, (default, _) in NODE_PARAMETERS.items()},
-                **DownlinkPolicy().__dict__}
-    assert settings == defaults
+    settings = yaml.safe_load(CONFIG.read_text())['/**/vad4space_downlink']['ros__parameters']
+    assert settings == {name: default for name, (default, _) in PARAMETERS.items()}
 
 
 def test_distinct_anomalies_are_released_before_near_duplicates(tmp_path):
@@ -127,14 +131,14 @@ def test_distinct_anomalies_are_released_before_near_duplicates(tmp_path):
         session.wait_summary('queued', 12)
         top = session.queue.messages[-1].status[1:5]
         assert [status.hardware_id for status in top] == ['cam/0', 'cam/10', 'cam/11', 'cam/12']
-        released = session.run_pass(4000, 4)
+        released = session.run_pass(record_bytes(duplicates[0], *distinct), 4)
         assert [p['frame_id'] for p in released] == ['cam/0', 'cam/10', 'cam/11', 'cam/12']
         assert [p['position'] for p in released] == ['0', '1', '2', '3']
         assert {p['attempt'] for p in released} == {'1'}
-        summary = session.wait_summary('queued', 8)
-        assert summary['outbox'] == '0' and summary['released'] == '4'
+        summary = session.wait_summary('outbox', 0)  # acknowledged (checked asynchronously)
+        assert summary['queued'] == '8' and summary['released'] == '4'
         # Room for 3 more: the remaining near-duplicates (priority < 0.2) rank after normals.
-        nxt = session.run_pass(3000, 3)
+        nxt = session.run_pass(record_bytes(*normals[:3]), 3)
         assert {p['frame_id'] for p in nxt} <= {rec.frame_id for rec in normals}
         node.assert_alive()
 
@@ -226,9 +230,10 @@ def test_released_products_survive_sigkill_before_publication(tmp_path):
                        what='all releases acknowledged')
 
 
-def test_malformed_records_are_counted_and_images_give_product_sizes(tmp_path):
+def test_malformed_records_are_counted_and_images_are_captured_at_their_size(tmp_path):
     database = tmp_path / 'queue.db'
-    with ros_harness.run_node(COMMAND, parameters(database),
+    # image_qos reliable: the test's first frames must not be lost to best-effort discovery.
+    with ros_harness.run_node(COMMAND, parameters(database, image_qos='reliable'),
                               remappings={'detection': '/detection', 'image': '/image'}) as node, \
             ros_harness.RosTestNode() as ros:
         session = Session(ros, node)
@@ -253,7 +258,9 @@ def test_malformed_records_are_counted_and_images_give_product_sizes(tmp_path):
         assert summary['session_malformed'] == '3'
         assert summary['session_bad_images'] == '1'
         item = values(session.queue.messages[-1].status[1])
-        assert item['frame_id'] == 'cam/1' and item['bytes'] == str(48 * 64)
+        pixels = np.frombuffer(image.data, np.uint8).reshape(48, 64)
+        stored = len(encode_image(pixels, 'png')) + record_bytes(good)
+        assert item['frame_id'] == 'cam/1' and item['bytes'] == str(stored)
         node.assert_alive()
 
 
@@ -305,4 +312,4 @@ def test_a_pass_larger_than_one_batch_arrives_complete_and_in_order(tmp_path):
         released = session.run_pass(30_000, 30)
         assert [int(p['position']) for p in released] == list(range(30))
         assert len({p['release_id'] for p in released}) == 30
-        assert session.wait_summary('last_pass_products', 30)['outbox'] == '0'
+        assert session.wait_summary('outbox', 0)['last_pass_products'] == '30'

@@ -1,11 +1,13 @@
-"""Downlink commands: ``vad4space queue show`` prints the queue, ranked as the node ranks it."""
+"""Downlink commands: ``vad4space queue show`` (the ranked queue), ``queue export`` (products)."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from vad4space_ros.atomic_files import atomic_write_bytes, atomic_write_text
 from vad4space_ros.downlink.downlink_queue import DownlinkQueue
 from vad4space_ros.downlink.policy import DownlinkPolicy
 from vad4space_ros.downlink.store import DownlinkStore
@@ -20,6 +22,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument('--database', required=True, help='Queue database (node parameter).')
     show.add_argument('--limit', type=int, default=20, help='Rows to print (default 20).')
     show.set_defaults(func=show_queue)
+    export = commands.add_parser(
+        'export', help='Write the stored products of one item (frame or region crops, heatmap '
+        'thumbnail, record JSON) to files (read-only; safe while the node runs).')
+    export.add_argument('--database', required=True, help='Queue database (node parameter).')
+    export.add_argument('--item', type=int, required=True, help='Item id (see `queue show`).')
+    export.add_argument('--out', default='.', help='Output folder (default: current folder).')
+    export.set_defaults(func=export_item)
 
 
 def show_queue(args: argparse.Namespace) -> int:
@@ -55,4 +64,31 @@ def show_queue(args: argparse.Namespace) -> int:
         f'acknowledgement; last pass #{summary["last_pass_id"]}: '
         f'{summary["last_pass_products"]} product(s), '
         f'{summary["last_pass_used_bytes"]:,}/{summary["last_pass_budget_bytes"]:,} bytes')
+    return 0
+
+
+def export_item(args: argparse.Namespace) -> int:
+    """Write an item's stored parts and its record to ``--out``; print the paths."""
+    store = DownlinkStore.connect_read_only(args.database)
+    try:
+        row = store.connection.execute(
+            'SELECT frame_id, state, missing, record_json FROM items WHERE id = ?',
+            (args.item,)).fetchone()
+        if row is None:
+            raise ValueError(f'no item {args.item} in {args.database}')
+        parts = DownlinkQueue(store, DownlinkPolicy()).item_parts(args.item)
+    finally:
+        store.close()
+    frame_id, state, missing, record = row
+    out = Path(args.out)
+    written = []
+    for part in parts:
+        extension = 'jpg' if part.image_format == 'jpeg' else part.image_format
+        written.append(atomic_write_bytes(
+            out / f'item{args.item:06d}-{part.kind}-{part.part}.{extension}', part.data))
+    written.append(atomic_write_text(out / f'item{args.item:06d}-record.json', record))
+    for path in written:
+        print(path)
+    print(f'item {args.item} ({frame_id}, {state}): {len(parts)} stored part(s)'
+          + (f'; never captured: {missing}' if missing else ''))
     return 0

@@ -2,10 +2,13 @@
 
 - :mod:`.policy`: every policy knob with its default and description (the node declares them as
   ROS parameters; ``config/downlink.yaml`` sets them).
-- :mod:`.store`: the SQLite (WAL) store: items, passes and the release outbox.
+- :mod:`.schema`: states, product kinds, the tables and their migration.
+- :mod:`.store`: the SQLite (WAL) store: items, products, passes and the release outbox.
 - :mod:`.ranking`: priority = calibrated score with DEMUD-like redundancy suppression.
 - :mod:`.selection`: 0/1 (multiple-choice) knapsack that picks what a pass carries.
 - :mod:`.downlink_queue`: :class:`DownlinkQueue` ties them together (accept, evict, expire,
   pass) and documents the delivery semantics.
-- :mod:`.sizing`: product/thumbnail byte estimates from image arrays.
+- :mod:`.products`: capture of the product bytes (frame or region crops, heatmap thumbnail).
+- :mod:`.intake`: the intake thread (capture and group commit off the ROS executor).
+- :mod:`.ground`: the ground side: receiving products into a folder, the contact sheet.
 """

@@ -21,6 +21,15 @@ Delivery semantics ("nothing lost, nothing sent twice")
   A repeat can only happen for products whose previous attempt was interrupted (flagged by
   ``attempt`` > 1); products with ``attempt`` = 1 are never sent again.
 
+Products
+--------
+``accept`` stores the record and its captured bytes (:mod:`.products`: frame or region crops,
+heatmap thumbnail) in ONE transaction, so an accepted item always has the products that were
+captured with it. An image that arrives after its detection is attached later (``attach``) while
+the item is still queued; an item released without its image goes home as its record alone,
+marked ``missing`` (counted in :meth:`DownlinkQueue.summary`), never silently. Sizes in the
+capacity limits and the knapsack are the stored byte lengths.
+
 Capacity and ageing
 -------------------
 The full ranking is: the ``ranking_window`` highest-scored queued items in redundancy-aware
@@ -40,10 +49,12 @@ import time
 
 from vad4space_ros.deploy.records import DetectionRecord
 from vad4space_ros.downlink.policy import DownlinkPolicy
+from vad4space_ros.downlink.products import ProductPart, record_json
 from vad4space_ros.downlink.ranking import NO_MATCH, rank
+from vad4space_ros.downlink.schema import (
+    EVICTED, FRAME, FULL_PRODUCT, HEATMAP, REGION, RELEASED, THUMBNAIL)
 from vad4space_ros.downlink.selection import knapsack, Option
-from vad4space_ros.downlink.store import (
-    DownlinkStore, EVICTED, FULL_PRODUCT, Release, RELEASED, StoredItem, THUMBNAIL)
+from vad4space_ros.downlink.store import DownlinkStore, Release, StoredItem, StoredPart
 
 # Tiny value per full product so that free budget still carries zero-priority items.
 FILL_VALUE = 1e-9
@@ -99,6 +110,11 @@ class PassResult:
     expired: tuple[int, ...]
 
 
+def kind_group(kind: str) -> str:
+    """Return the product a part kind provides: ``frame`` (frame or regions) or ``heatmap``."""
+    return HEATMAP if kind == HEATMAP else FRAME
+
+
 class DownlinkQueue:
     """Persistent prioritized downlink queue (one writer process per database)."""
 
@@ -125,33 +141,80 @@ class DownlinkQueue:
         self.store.close()
 
     # --- intake -----------------------------------------------------------------------------
-    def accept(self, record: DetectionRecord, product_bytes: int | None = None,
-               thumbnail_bytes: int | None = None) -> AcceptResult:
-        """Queue a detection durably (committed before returning), evicting if over capacity."""
+    def accept(self, record: DetectionRecord,
+               parts: Sequence[ProductPart] = ()) -> AcceptResult:
+        """Queue a detection and its captured parts durably (one transaction), evict if full.
+
+        Raises sqlite3.Error (for example a full disk) with nothing stored and nothing that was
+        accepted before lost.
+        """
+        return self.accept_many([(record, parts)])[0]
+
+    def accept_many(self, batch: Sequence[tuple[DetectionRecord, Sequence[ProductPart]]]
+                    ) -> list[AcceptResult]:
+        """Accept several detections in ONE transaction (one fsync: group commit).
+
+        All or nothing: on sqlite3.Error none of them is stored (the caller may retry them one
+        by one).
+        """
+        counts = self.queued_count, self.queued_bytes
+        try:
+            with self.store.transaction():
+                results = [self._accept(record, parts) for record, parts in batch]
+        except BaseException:
+            self.queued_count, self.queued_bytes = counts
+            raise
+        return results
+
+    def _accept(self, record: DetectionRecord, parts: Sequence[ProductPart]) -> AcceptResult:
+        """Insert one detection inside the caller's transaction."""
         if record.score < self.policy.min_score:
             return AcceptResult(BELOW_MIN_SCORE, None)
-        size = int(product_bytes or self.policy.default_product_bytes)
-        thumbnail = int(thumbnail_bytes or self.policy.default_thumbnail_bytes)
-        with self.store.transaction():
-            item_id = self.store.insert_item(
-                record.frame_id, record.stamp_ns, float(record.score), record.is_anomaly,
-                record.method, record.model_id, record.embedding, size, thumbnail, self.clock())
-            if item_id is None:
-                return AcceptResult(DUPLICATE, None)
-            count, total, evicted = self._evict_over_capacity(
-                self.queued_count + 1, self.queued_bytes + size)
-        self.queued_count, self.queued_bytes = count, total
+        item_id = self.store.insert_item(
+            record.frame_id, record.stamp_ns, float(record.score), record.is_anomaly,
+            record.method, record.model_id, record.embedding, record_json(record), self.clock())
+        if item_id is None:
+            return AcceptResult(DUPLICATE, None)
+        size, _ = self._store_parts(item_id, parts, [FRAME, HEATMAP])
+        self.queued_count, self.queued_bytes, evicted = self._evict_over_capacity(
+            self.queued_count + 1, self.queued_bytes + size)
         return AcceptResult(ACCEPTED, item_id, evicted)
 
-    def update_sizes(self, frame_id: str, stamp_ns: int, product_bytes: int | None,
-                     thumbnail_bytes: int | None) -> bool:
-        """Replace a queued item's byte estimates (its image came late); False if not queued."""
+    def attach(self, frame_id: str, stamp_ns: int,
+               parts: Sequence[ProductPart]) -> str | None:
+        """Add late parts to a queued item (kinds it still lacks).
+
+        Return what it still lacks afterwards ('' = complete), or None if it is not queued.
+        """
         with self.store.transaction():
-            if not self.store.update_sizes(frame_id, stamp_ns, product_bytes, thumbnail_bytes):
-                return False
+            item_id = self.store.queued_item_id(frame_id, stamp_ns)
+            if item_id is None:
+                return None
+            missing = [kind for kind in self.store.missing(item_id).split(',') if kind]
+            self._store_parts(item_id, [p for p in parts if kind_group(p.kind) in missing],
+                              missing)
+            still_missing = self.store.missing(item_id)
             count, total, _ = self._evict_over_capacity(*self.store.queued_totals())
         self.queued_count, self.queued_bytes = count, total
-        return True
+        return still_missing
+
+    def _store_parts(self, item_id: int, parts: Sequence[ProductPart],
+                     missing: list[str]) -> tuple[int, int]:
+        for part in parts:
+            self.store.insert_part(item_id, part.kind, part.part, part.image_format, part.box,
+                                   part.region_score, part.data)
+        still_missing = [kind for kind in missing
+                         if kind not in {kind_group(part.kind) for part in parts}]
+        return self.store.set_sizes(item_id, ','.join(still_missing))
+
+    def release_parts(self, release: Release) -> list[StoredPart]:
+        """Return the stored parts a release carries: frame or crops, or the heatmap."""
+        kinds = (FRAME, REGION) if release.product == FULL_PRODUCT else (HEATMAP,)
+        return self.store.parts(release.item_id, kinds)
+
+    def item_parts(self, item_id: int) -> list[StoredPart]:
+        """Every stored part of an item."""
+        return self.store.parts(item_id, (FRAME, REGION, HEATMAP))
 
     def _evict_over_capacity(self, count: int, total: int) -> tuple[int, int, tuple[int, ...]]:
         """Evict from the tail of the ranking until within capacity (inside a transaction)."""
@@ -237,7 +300,8 @@ class DownlinkQueue:
                                    for e in window], remaining, self.policy.max_knapsack_buckets)
                 product = FULL_PRODUCT
                 if not chosen and self.policy.send_thumbnails:
-                    window = [e for e in window if not e.item.thumbnail_sent]
+                    window = [e for e in window
+                              if not e.item.thumbnail_sent and e.item.thumbnail_bytes > 0]
                     chosen = knapsack([Option(e.item.thumbnail_bytes, e.priority)
                                        for e in window], remaining,
                                       self.policy.max_knapsack_buckets)
@@ -279,7 +343,9 @@ class DownlinkQueue:
         """Return counts per item state, the outbox size and the last pass."""
         counts = self.store.count_by_state()
         last = self.store.pass_summary() or (0, 0, 0, 0)
+        missing = self.store.count_missing()
         return {**counts, 'queued_bytes': self.queued_bytes,
+                'without_frame': missing[FRAME], 'without_heatmap': missing[HEATMAP],
                 'outbox': self.store.outbox_size(), 'last_pass_id': last[0],
                 'last_pass_budget_bytes': last[1], 'last_pass_used_bytes': last[2],
                 'last_pass_products': last[3]}

@@ -37,15 +37,11 @@ class DownlinkPolicy:
     capacity_items: int = knob(
         10000, 'Maximum number of queued items; beyond it the lowest-ranked item is evicted.')
     capacity_bytes: int = knob(
-        2_000_000_000, 'Maximum total estimated bytes of queued products; beyond it the '
+        2_000_000_000, 'Maximum total stored bytes of queued full products; beyond it the '
         'lowest-ranked items are evicted.')
     ttl_s: float = knob(
         604800.0, 'Queued items older than this (seconds since acceptance, wall clock) expire; '
         '0 disables expiry.')
-    default_product_bytes: int = knob(
-        1_000_000, 'Estimated bytes of a full product when no image of the frame was seen.')
-    default_thumbnail_bytes: int = knob(
-        20_000, 'Estimated bytes of a thumbnail when no image/heatmap of the frame was seen.')
     send_thumbnails: bool = knob(
         True, 'Spend budget that no further full product fits in on thumbnails of the '
         'best-ranked items not sent in full (a preview; their full products stay queued).')
@@ -63,8 +59,6 @@ class DownlinkPolicy:
             (self.capacity_items >= 1, 'capacity_items must be >= 1'),
             (self.capacity_bytes >= 1, 'capacity_bytes must be >= 1'),
             (self.ttl_s >= 0.0, 'ttl_s must be >= 0'),
-            (self.default_product_bytes >= 1, 'default_product_bytes must be >= 1'),
-            (self.default_thumbnail_bytes >= 1, 'default_thumbnail_bytes must be >= 1'),
             (self.max_knapsack_buckets >= 1, 'max_knapsack_buckets must be >= 1'),
         ]
         for ok, message in checks:

@@ -10,10 +10,20 @@ Only one process may write a store: :meth:`DownlinkStore.connect` takes an exclu
 ``<database>.lock`` (released by the OS when the process dies, even on SIGKILL). Readers
 (``vad4space queue show``) open the database read-only and need no lock.
 
-Tables: ``items`` (one row per accepted detection; ``state`` queued/released/evicted/expired),
-``passes`` (one row per bandwidth pass) and ``releases`` (the outbox: one row per released
-product, ``UNIQUE(item_id, product)`` so no product can be released twice; ``sent_ns`` is set
-once the downlink consumer acknowledged it).
+Tables: ``items`` (one row per accepted detection with its record as JSON; ``state``
+queued/released/evicted/expired; ``missing`` lists products whose image never arrived),
+``products`` (the captured bytes: frame or region crops and the heatmap thumbnail, stored in the
+transaction that accepts the item), ``passes`` (one row per bandwidth pass) and ``releases`` (the
+outbox: one row per released product, ``UNIQUE(item_id, product)`` so no product can be released
+twice; ``sent_ns`` is set once the downlink consumer acknowledged it).
+
+Start-up faults. A new database is built under a temporary name and renamed into place once its
+schema is committed, so a database file the node did not finish creating never exists; an
+existing 0-byte file is therefore refused (it was not created by this code). A damaged file
+(corrupt, truncated, foreign) is refused *before anything is written to it*, so it stays as it
+was for inspection or recovery. SQLite keeps the newest commits in ``<database>-wal`` until a
+checkpoint: losing or damaging that file loses committed items, so back up the database, its
+``-wal`` file and the policy in ``config/`` together (or ``sqlite3 q.db ".backup copy.db"``).
 """
 from __future__ import annotations
 
@@ -21,60 +31,19 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 import fcntl
+import hashlib
 import os
 from pathlib import Path
 import sqlite3
 
 import numpy as np
 
-APPLICATION_ID = 0x56344453  # 'V4DS': marks a database as a vad4space downlink store
-SCHEMA_VERSION = 1
-SYNCHRONOUS_MODES = ('FULL', 'NORMAL')
-QUEUED, RELEASED, EVICTED, EXPIRED = 'queued', 'released', 'evicted', 'expired'
-FULL_PRODUCT, THUMBNAIL = 'full', 'thumbnail'
+from vad4space_ros.downlink.schema import (
+    APPLICATION_ID, EVICTED, EXPIRED, FRAME, FULL_PRODUCT, HEATMAP, MIGRATION_1_TO_2, QUEUED,
+    RELEASED, SCHEMA, SCHEMA_VERSION, SYNCHRONOUS_MODES, THUMBNAIL)
 
-SCHEMA = f"""
-CREATE TABLE items (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    frame_id TEXT NOT NULL,
-    stamp_ns INTEGER NOT NULL,
-    score REAL NOT NULL,
-    is_anomaly INTEGER NOT NULL,
-    method TEXT NOT NULL,
-    model_id TEXT NOT NULL,
-    embedding BLOB NOT NULL,
-    product_bytes INTEGER NOT NULL,
-    thumbnail_bytes INTEGER NOT NULL,
-    accepted_ns INTEGER NOT NULL,
-    state TEXT NOT NULL DEFAULT '{QUEUED}'
-        CHECK (state IN ('{QUEUED}', '{RELEASED}', '{EVICTED}', '{EXPIRED}')),
-    state_ns INTEGER,
-    UNIQUE (frame_id, stamp_ns)
-);
-CREATE INDEX items_by_state_score ON items (state, score);
-CREATE INDEX items_by_state_age ON items (state, accepted_ns);
-CREATE TABLE passes (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    budget_bytes INTEGER NOT NULL,
-    used_bytes INTEGER NOT NULL,
-    products INTEGER NOT NULL,
-    created_ns INTEGER NOT NULL
-);
-CREATE TABLE releases (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    item_id INTEGER NOT NULL REFERENCES items (id),
-    pass_id INTEGER NOT NULL REFERENCES passes (id),
-    position INTEGER NOT NULL,
-    product TEXT NOT NULL CHECK (product IN ('{FULL_PRODUCT}', '{THUMBNAIL}')),
-    bytes INTEGER NOT NULL,
-    priority REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    sent_ns INTEGER,
-    UNIQUE (item_id, product)
-);
-CREATE INDEX releases_unsent ON releases (pass_id, position) WHERE sent_ns IS NULL;
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+
+WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes the -wal file keeps after a checkpoint
 
 
 class StoreError(ValueError):
@@ -115,6 +84,25 @@ class Release:
     is_anomaly: bool
     model_id: str
     method: str
+    record_json: str
+    missing: str
+
+
+@dataclass(frozen=True)
+class StoredPart:
+    """One captured product part: a frame, a region crop or a heatmap thumbnail (encoded)."""
+
+    kind: str
+    part: int
+    image_format: str
+    box: tuple[int, int, int, int]  # x, y, width, height in frame pixels
+    region_score: float | None
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        """Hex digest of the bytes (pairs an image message with its description)."""
+        return hashlib.sha256(self.data).hexdigest()
 
 
 def encode_embedding(embedding: np.ndarray) -> bytes:
@@ -132,7 +120,8 @@ ITEM_COLUMNS = ('items.id, frame_id, stamp_ns, score, is_anomaly, embedding, pro
                 f"AND r.product = '{THUMBNAIL}'), accepted_ns")
 RELEASE_COLUMNS = ('r.id, r.item_id, r.pass_id, r.position, r.product, r.bytes, r.priority, '
                    'r.attempts, i.frame_id, i.stamp_ns, i.score, i.is_anomaly, i.model_id, '
-                   'i.method')
+                   'i.method, i.record_json, i.missing')
+PART_COLUMNS = 'kind, part, format, x, y, width, height, region_score, data'
 
 
 def _item(row: Sequence) -> StoredItem:
@@ -142,7 +131,12 @@ def _item(row: Sequence) -> StoredItem:
 
 
 def _release(row: Sequence) -> Release:
-    return Release(*row[:10], float(row[10]), bool(row[11]), row[12], row[13])
+    return Release(*row[:10], float(row[10]), bool(row[11]), *row[12:16])
+
+
+def _part(row: Sequence) -> StoredPart:
+    return StoredPart(row[0], int(row[1]), row[2], (int(row[3]), int(row[4]), int(row[5]),
+                                                    int(row[6])), row[7], bytes(row[8]))
 
 
 class DownlinkStore:
@@ -167,17 +161,52 @@ class DownlinkStore:
             raise StoreError(f'database path {path} is not a file')
         lock_handle = cls._lock(path)
         try:
+            if not path.exists():
+                cls._create(path)
+            elif path.stat().st_size == 0:
+                raise StoreError(
+                    f'database {path} is an empty (0-byte) file that this node did not create '
+                    '(new databases are built under a temporary name and renamed); refusing to '
+                    'use it as a new queue: delete it to start empty, or restore the backup')
             connection = sqlite3.connect(str(path), isolation_level=None, timeout=5.0,
                                          check_same_thread=False)
             store = cls(connection, path, lock_handle)
             store._prepare(synchronous)
         except sqlite3.Error as error:
             lock_handle.close()
-            raise StoreError(f'database {path} is not usable: {error}') from None
+            raise StoreError(f'database {path} is not usable: {error} (the file was left '
+                             'unchanged)') from None
         except StoreError:
             lock_handle.close()
             raise
         return store
+
+    @staticmethod
+    def _create(path: Path) -> None:
+        """Build an empty store beside ``path`` and rename it into place once committed."""
+        building = path.with_name(f'.{path.name}.creating')
+        for leftover in (building, Path(f'{building}-wal'), Path(f'{building}-shm')):
+            leftover.unlink(missing_ok=True)
+        connection = sqlite3.connect(str(building), isolation_level=None)
+        try:
+            connection.execute('PRAGMA journal_mode=WAL')
+            connection.execute('BEGIN IMMEDIATE')
+            for statement in SCHEMA.split(';'):
+                if statement.strip():
+                    connection.execute(statement)
+            connection.execute(f'PRAGMA application_id={APPLICATION_ID}')
+            connection.execute(f'PRAGMA user_version={SCHEMA_VERSION}')
+            connection.execute('COMMIT')
+        finally:
+            connection.close()  # checkpoints the WAL into the file and removes it
+        with open(building, 'rb') as handle:
+            os.fsync(handle.fileno())
+        building.replace(path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
     @staticmethod
     def _lock(path: Path):
@@ -195,32 +224,34 @@ class DownlinkStore:
         return handle
 
     def _prepare(self, synchronous: str) -> None:
-        """Check the file is ours (or empty), create the schema, verify it is writable."""
+        """Check the file is ours and intact (before writing anything), migrate, verify writes."""
         execute = self.connection.execute
         application_id = execute('PRAGMA application_id').fetchone()[0]
         tables = execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
-        if tables and application_id != APPLICATION_ID:
+        if application_id != APPLICATION_ID:
             raise StoreError(f'database {self.path} is not a vad4space downlink queue '
-                             f'(application_id {application_id:#x}, {tables} foreign tables)')
+                             f'(application_id {application_id:#x}, {tables} foreign tables); '
+                             'the file was left unchanged')
+        check = execute('PRAGMA quick_check').fetchone()[0]
+        if check != 'ok':
+            raise StoreError(f'database {self.path} failed its integrity check: {check} (the '
+                             'file was left unchanged; restore it from a backup)')
+        version = execute('PRAGMA user_version').fetchone()[0]
+        if version not in (1, SCHEMA_VERSION):
+            raise StoreError(f'database {self.path} has schema version {version}, '
+                             f'this version of vad4space reads {SCHEMA_VERSION}')
         if execute('PRAGMA journal_mode=WAL').fetchone()[0].lower() != 'wal':
             raise StoreError(f'database {self.path} cannot use WAL journaling')
         execute(f'PRAGMA synchronous={synchronous}')
+        execute(f'PRAGMA journal_size_limit={WAL_SIZE_LIMIT}')
         execute('PRAGMA foreign_keys=ON')
         with self.transaction():  # also proves the file is writable (BEGIN IMMEDIATE + write)
-            if not tables:
-                for statement in SCHEMA.split(';'):
+            if version == 1:
+                for statement in MIGRATION_1_TO_2.split(';'):
                     if statement.strip():
                         execute(statement)
-                execute(f'PRAGMA application_id={APPLICATION_ID}')
                 execute(f'PRAGMA user_version={SCHEMA_VERSION}')
-            version = execute('PRAGMA user_version').fetchone()[0]
-            if version != SCHEMA_VERSION:
-                raise StoreError(f'database {self.path} has schema version {version}, '
-                                 f'this version of vad4space reads {SCHEMA_VERSION}')
             execute("INSERT OR REPLACE INTO meta VALUES ('opened_by_pid', ?)", (str(os.getpid()),))
-        check = execute('PRAGMA quick_check').fetchone()[0]
-        if check != 'ok':
-            raise StoreError(f'database {self.path} failed its integrity check: {check}')
 
     @classmethod
     def connect_read_only(cls, path: str | os.PathLike) -> 'DownlinkStore':
@@ -250,10 +281,11 @@ class DownlinkStore:
         self.connection.execute('BEGIN IMMEDIATE')
         try:
             yield self.connection
+            self.connection.execute('COMMIT')  # may fail too (disk full): then roll back
         except BaseException:
-            self.connection.execute('ROLLBACK')
+            if self.connection.in_transaction:
+                self.connection.execute('ROLLBACK')
             raise
-        self.connection.execute('COMMIT')
 
     # --- meta -------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -267,26 +299,76 @@ class DownlinkStore:
 
     # --- items ------------------------------------------------------------------------------
     def insert_item(self, frame_id: str, stamp_ns: int, score: float, is_anomaly: bool,
-                    method: str, model_id: str, embedding: np.ndarray, product_bytes: int,
-                    thumbnail_bytes: int, accepted_ns: int) -> int | None:
-        """Insert an item; return its id, or None if (frame_id, stamp_ns) is already stored."""
+                    method: str, model_id: str, embedding: np.ndarray, record_json: str,
+                    accepted_ns: int) -> int | None:
+        """Insert an item without products; return its id, or None if already stored.
+
+        Its sizes count the record only until :meth:`set_sizes` (same transaction).
+        """
         cursor = self.connection.execute(
             'INSERT OR IGNORE INTO items (frame_id, stamp_ns, score, is_anomaly, method, '
-            'model_id, embedding, product_bytes, thumbnail_bytes, accepted_ns) '
-            'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+            'model_id, embedding, product_bytes, thumbnail_bytes, accepted_ns, record_json) '
+            'VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)',
             (frame_id, stamp_ns, score, int(is_anomaly), method, model_id,
-             encode_embedding(embedding), product_bytes, thumbnail_bytes, accepted_ns))
+             encode_embedding(embedding), len(record_json.encode()), accepted_ns, record_json))
         return cursor.lastrowid if cursor.rowcount == 1 else None
 
-    def update_sizes(self, frame_id: str, stamp_ns: int, product_bytes: int | None,
-                     thumbnail_bytes: int | None) -> int:
-        """Set the byte estimates of a queued item; return the number of rows changed."""
-        cursor = self.connection.execute(
-            'UPDATE items SET product_bytes = coalesce(?, product_bytes), '
-            'thumbnail_bytes = coalesce(?, thumbnail_bytes) '
-            'WHERE frame_id = ? AND stamp_ns = ? AND state = ?',
-            (product_bytes, thumbnail_bytes, frame_id, stamp_ns, QUEUED))
-        return cursor.rowcount
+    def queued_item_id(self, frame_id: str, stamp_ns: int) -> int | None:
+        """Return the id of the queued item of a frame, or None."""
+        row = self.connection.execute(
+            'SELECT id FROM items WHERE frame_id = ? AND stamp_ns = ? AND state = ?',
+            (frame_id, stamp_ns, QUEUED)).fetchone()
+        return None if row is None else int(row[0])
+
+    def insert_part(self, item_id: int, kind: str, part: int, image_format: str,
+                    box: tuple[int, int, int, int], region_score: float | None,
+                    data: bytes) -> None:
+        """Store one captured product part (inside the caller's transaction)."""
+        self.connection.execute(
+            f'INSERT INTO products (item_id, {PART_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '
+            '?)', (item_id, kind, part, image_format, *box, region_score, data))
+
+    def parts(self, item_id: int, kinds: Sequence[str]) -> list[StoredPart]:
+        """Return an item's stored parts of the given kinds (frame/regions first, by index)."""
+        marks = ', '.join('?' * len(kinds))
+        rows = self.connection.execute(
+            f'SELECT {PART_COLUMNS} FROM products WHERE item_id = ? AND kind IN ({marks}) '
+            "ORDER BY kind = 'heatmap', kind, part", (item_id, *kinds)).fetchall()
+        return [_part(row) for row in rows]
+
+    def set_sizes(self, item_id: int, missing: str) -> tuple[int, int]:
+        """Recompute an item's sizes from its stored bytes; return (product, thumbnail) bytes.
+
+        Full product = frame or region crops + the record JSON; thumbnail = the heatmap part.
+        """
+        execute = self.connection.execute
+        image_bytes, heatmap_bytes = execute(
+            "SELECT coalesce(sum(CASE WHEN kind != 'heatmap' THEN length(data) END), 0), "
+            "coalesce(sum(CASE WHEN kind = 'heatmap' THEN length(data) END), 0) "
+            'FROM products WHERE item_id = ?', (item_id,)).fetchone()
+        record_bytes = execute('SELECT length(CAST(record_json AS BLOB)) FROM items WHERE id = ?',
+                               (item_id,)).fetchone()[0]
+        product_bytes = int(image_bytes) + int(record_bytes)
+        execute('UPDATE items SET product_bytes = ?, thumbnail_bytes = ?, missing = ? '
+                'WHERE id = ?', (product_bytes, int(heatmap_bytes), missing, item_id))
+        return product_bytes, int(heatmap_bytes)
+
+    def missing(self, item_id: int) -> str:
+        """Return the comma-separated product kinds an item still lacks."""
+        return self.connection.execute('SELECT missing FROM items WHERE id = ?',
+                                       (item_id,)).fetchone()[0]
+
+    def count_missing(self) -> dict[str, int]:
+        """Return {'frame': n, 'heatmap': n}: items of any state lacking that product."""
+        return {kind: self.connection.execute(
+            "SELECT count(*) FROM items WHERE ',' || missing || ',' LIKE ?",
+            (f'%,{kind},%',)).fetchone()[0] for kind in (FRAME, HEATMAP)}
+
+    def stored_bytes(self) -> tuple[int, int]:
+        """Return (number of product parts, their total bytes)."""
+        count, total = self.connection.execute(
+            'SELECT count(*), coalesce(sum(length(data)), 0) FROM products').fetchone()
+        return int(count), int(total)
 
     def queued_totals(self) -> tuple[int, int]:
         """Return (number of queued items, their total estimated product bytes)."""

@@ -1,203 +1,265 @@
-"""``vad4space_downlink``: prioritized, bandwidth-budgeted, crash-safe downlink queue node.
+"""``vad4space_downlink``: prioritized, bandwidth-budgeted, crash-safe downlink of product bytes.
 
 Subscriptions (relative names: remap them, e.g. ``-r detection:=/vad4space_detector/detection``)
-- ``detection`` ``diagnostic_msgs/DiagnosticArray``: the detector's per-frame records
-  (:mod:`vad4space_ros.deploy.records`). Each is committed to the queue database before it counts
-  as accepted; malformed ones are counted and logged, never fatal.
-- ``image`` and ``heatmap`` ``sensor_msgs/Image`` (optional): when the frame / heatmap of a
-  detection is seen, the product and thumbnail sizes are measured from it (``product_format``,
-  ``thumbnail_format``); otherwise ``default_product_bytes`` / ``default_thumbnail_bytes``.
-- ``~/pass`` ``std_msgs/UInt64``: one communication pass with a budget of ``data`` bytes. Each
-  message releases the best set that fits (see :mod:`vad4space_ros.downlink.selection`).
-  A topic rather than a service: no standard service type carries an integer argument
-  (``std_srvs`` has only Empty/Trigger/SetBool), and the products come back on ``~/downlink``.
+- ``detection`` ``diagnostic_msgs/DiagnosticArray`` (reliable, depth 100): the detector's
+  per-frame records (:mod:`vad4space_ros.deploy.records`). Each accepted one is committed to the
+  queue database together with its captured products (:mod:`vad4space_ros.downlink.products`):
+  the frame, or one crop per region when the record has regions (``image_format`` PNG/JPEG),
+  and the heatmap thumbnail. Malformed records are counted and logged, never fatal.
+- ``image`` and ``heatmap`` ``sensor_msgs/Image`` (sensor-data QoS by default, ``image_qos``):
+  the last ``image_cache_frames`` frames/heatmaps are kept until their detection arrives; an
+  image arriving after its detection is attached while the item is queued. Items whose image
+  never arrived are counted (``without_frame``/``without_heatmap`` on ``~/queue``) and go home
+  as their record alone, marked ``missing``.
+- ``~/pass`` ``std_msgs/UInt64``: one communication pass with a budget of ``data`` bytes
+  (the stored byte lengths of what it releases fit the budget).
 
 Publications
 - ``~/downlink`` ``diagnostic_msgs/DiagnosticArray`` (reliable, keep-all): one message per
-  released product, in release order. header = the frame's header (stamp, frame_id); one status
-  named ``vad4space/downlink`` (level WARN = anomaly, OK = normal; hardware_id = model id;
-  message = ``full`` or ``thumbnail``) with values release_id, item_id, pass_id, position,
-  product, bytes, priority, score, attempt. ``release_id`` is the idempotency key: a product is
-  re-published (``attempt`` > 1) only if an earlier attempt was not acknowledged, so a consumer
-  that drops repeated ``release_id`` values receives every product exactly once. Consumers
-  should subscribe reliable + keep-all (or depth >= ``publish_batch``).
-- ``~/queue`` ``diagnostic_msgs/DiagnosticArray`` (reliable, transient-local, depth 1): the
-  ranked queue. status[0] ``vad4space/queue`` holds counters (per-state totals, queued bytes,
-  outbox size, last pass; this session's accepted/duplicate/malformed/... counts); then one
-  ``vad4space/queue_item`` status per item (best first, at most ``queue_publish_limit``):
-  hardware_id = frame_id, message = reason, values rank, item_id, frame_id, stamp_ns, score,
-  priority, redundancy, similar_to, bytes, thumbnail_bytes, thumbnail_sent, is_anomaly.
+  released product part, in release order, header = the frame's header; one status
+  ``vad4space/downlink`` (level WARN = anomaly; hardware_id = model id; message = kind) whose
+  values describe it: release_id, part, parts, kind (frame, region, heatmap, or record when the
+  image never arrived), format, sha256, part_bytes, box (x,y,width,height), region_score,
+  item_id, pass_id, position, product (full/thumbnail), bytes, priority, score, is_anomaly,
+  model_id, method, missing, attempt and record (the detection record as JSON).
+- ``~/downlink/image`` ``sensor_msgs/CompressedImage`` (reliable, keep-all): the bytes of each
+  image part (format ``png``/``jpeg``), header = the frame's header. The ground pairs it with its
+  description by (frame, stamp, sha256): ``vad4space ground receive``.
+- ``~/queue`` ``diagnostic_msgs/DiagnosticArray`` (reliable, transient-local, depth 1): counters,
+  then the ranked items (see :func:`queue_item_status`).
 
-Delivery semantics (accepted / released / sent) are documented in
-:mod:`vad4space_ros.downlink.downlink_queue`. All knobs are read-only ROS parameters;
-``config/downlink.yaml`` holds the defaults.
+Intake: callbacks only buffer; a worker thread encodes the products and commits up to
+``commit_group`` detections per transaction (:mod:`vad4space_ros.downlink.intake`), so neither
+encoding, fsync, a pass nor acknowledgements delay the subscriptions.
+
+Delivery: exactly-once release; at-least-once transmission with the idempotency key
+``release_id.part`` (:mod:`vad4space_ros.downlink.downlink_queue`). Intake never waits for
+acknowledgements: a batch of ``publish_batch`` releases is published, then a timer checks every
+``ACK_POLL_S`` without blocking (``wait_for_all_acked`` with a zero timeout) until both topics are
+acknowledged (then ``sent`` is committed and the next batch goes) or ``ack_timeout_s`` passes
+(the batch stays in the outbox and is published again, ``attempt`` + 1).
 """
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from dataclasses import fields
+from dataclasses import dataclass, fields
 import sqlite3
 import sys
+import threading
+import time
 from typing import Any
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.duration import Duration
 from rclpy.exceptions import ParameterException
-from rclpy.node import Node
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, LifecycleState
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, UInt64
 
 from vad4space_ros.deploy.image_encoding import image_to_array, to_rgb8
 from vad4space_ros.deploy.records import RecordError
-from vad4space_ros.downlink.downlink_queue import DownlinkQueue, RankedItem
+from vad4space_ros.downlink.downlink_queue import DownlinkQueue
+from vad4space_ros.downlink.intake import IntakeTask, IntakeWorker
 from vad4space_ros.downlink.policy import DownlinkPolicy
-from vad4space_ros.downlink.sizing import (
-    encoded_size, PRODUCT_FORMATS, THUMBNAIL_FORMATS, thumbnail_size)
-from vad4space_ros.downlink.store import Release, SYNCHRONOUS_MODES
+from vad4space_ros.downlink.products import CaptureSettings, IMAGE_FORMATS
+from vad4space_ros.downlink.schema import SYNCHRONOUS_MODES
+from vad4space_ros.downlink.store import Release
+from vad4space_ros.nodes.downlink_messages import (
+    product_msgs, queue_item_status, status_values)
+from vad4space_ros.nodes.downlink_parameters import NODE_PARAMETERS, PARAMETERS
 from vad4space_ros.nodes.entry_point import run_node
-from vad4space_ros.nodes.parameters import read_only_descriptor
+from vad4space_ros.nodes.parameters import declare_parameters
 from vad4space_ros.nodes.ros_conversions import image_msg_to_raw, msg_to_record, stamp_to_ns
 
 NODE_NAME = 'vad4space_downlink'
-DOWNLINK_NAME = 'vad4space/downlink'
 QUEUE_NAME = 'vad4space/queue'
-QUEUE_ITEM_NAME = 'vad4space/queue_item'
-# unusable parameters or database
-STARTUP_ERRORS = (ValueError, ParameterException)
-
-# Node-level parameters: name -> (default, description). Policy knobs come from DownlinkPolicy.
-NODE_PARAMETERS: dict[str, tuple[Any, str]] = {
-    'database': ('~/.ros/vad4space_downlink.db',
-                 'SQLite file of the persistent queue (created if missing; its directory must '
-                 'exist). The node refuses to start if it is corrupt, foreign, read-only or '
-                 'used by another process.'),
-    'synchronous': ('FULL', 'SQLite synchronous mode: FULL (fsync at every commit, survives '
-                    'power loss) or NORMAL (survives a killed process, not a power loss).'),
-    'product_format': ('raw', 'How a full product is sent, for its size estimate: raw (the '
-                       'image message data), png or jpeg.'),
-    'thumbnail_format': ('jpeg', 'Thumbnail encoding for its size estimate: jpeg or png.'),
-    'thumbnail_source': ('heatmap', 'Thumbnail made from the heatmap or the image topic.'),
-    'thumbnail_max_side': (128, 'Longer side of a thumbnail in pixels.'),
-    'jpeg_quality': (85, 'JPEG quality (1-100) used for size estimates.'),
-    'size_cache_frames': (256, 'Frames whose measured sizes are kept until their detection '
-                          'arrives (and detections kept waiting for a late image).'),
-    'queue_publish_period_s': (1.0, 'Seconds between ~/queue updates (only when changed).'),
-    'queue_publish_limit': (50, 'Items listed in each ~/queue message.'),
-    'maintenance_period_s': (10.0, 'Seconds between TTL sweeps.'),
-    'publish_batch': (50, 'Products published before waiting for acknowledgement.'),
-    'ack_timeout_s': (5.0, 'Seconds to wait for the consumer to acknowledge a batch; '
-                      'unacknowledged products stay in the outbox and are retried.'),
-    'outbox_retry_period_s': (2.0, 'Seconds between attempts to publish a non-empty outbox.'),
-}
+ACK_POLL_S = 0.02
+STARTUP_ERRORS = (ValueError, ParameterException)  # unusable parameters or database
+SUCCESS = TransitionCallbackReturn.SUCCESS
 
 
-def declared_parameter_names() -> set[str]:
-    """Return every parameter name the node declares (node-level and policy)."""
-    return set(NODE_PARAMETERS) | {item.name for item in fields(DownlinkPolicy)}
+@dataclass
+class InFlight:
+    """A published batch waiting for acknowledgement."""
+
+    releases: list[Release]
+    deadline: float
 
 
-def _status_values(pairs: list[tuple[str, Any]]) -> list[KeyValue]:
-    return [KeyValue(key=key, value=str(value)) for key, value in pairs]
+class StartupError(ValueError):
+    """``autostart`` could not configure the node (bad parameters or database)."""
 
 
-def release_msg(release: Release) -> DiagnosticArray:
-    """Build the ``~/downlink`` message of one released product."""
-    header = Header(frame_id=release.frame_id)
-    header.stamp.sec, header.stamp.nanosec = divmod(release.stamp_ns, 1_000_000_000)
-    status = DiagnosticStatus(
-        level=DiagnosticStatus.WARN if release.is_anomaly else DiagnosticStatus.OK,
-        name=DOWNLINK_NAME, hardware_id=release.model_id, message=release.product,
-        values=_status_values([
-            ('release_id', release.release_id), ('item_id', release.item_id),
-            ('pass_id', release.pass_id), ('position', release.position),
-            ('product', release.product), ('bytes', release.size),
-            ('priority', repr(release.priority)), ('score', repr(release.score)),
-            ('attempt', release.attempts)]))
-    return DiagnosticArray(header=header, status=[status])
-
-
-def queue_item_status(entry: RankedItem) -> DiagnosticStatus:
-    """Describe one ranked item as a ``~/queue`` status."""
-    item = entry.item
-    return DiagnosticStatus(
-        level=DiagnosticStatus.WARN if item.is_anomaly else DiagnosticStatus.OK,
-        name=QUEUE_ITEM_NAME, hardware_id=item.frame_id, message=entry.reason,
-        values=_status_values([
-            ('rank', entry.rank), ('item_id', item.item_id), ('frame_id', item.frame_id),
-            ('stamp_ns', item.stamp_ns), ('score', repr(item.score)),
-            ('priority', repr(entry.priority)), ('redundancy', f'{entry.redundancy:.4f}'),
-            ('similar_to', '' if entry.similar_to is None else entry.similar_to),
-            ('bytes', item.product_bytes), ('thumbnail_bytes', item.thumbnail_bytes),
-            ('thumbnail_sent', str(item.thumbnail_sent).lower()),
-            ('is_anomaly', str(item.is_anomaly).lower())]))
-
-
-class DownlinkNode(Node):
-    """Wire the persistent :class:`DownlinkQueue` to ROS topics."""
+class DownlinkNode(LifecycleNode):
+    """Wire the persistent :class:`DownlinkQueue` to ROS topics (a managed node)."""
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
-        """Declare parameters and open the database; raise ValueError if it is unusable."""
+        """Declare parameters; with ``autostart`` configure and activate (raise StartupError)."""
         super().__init__(node_name, **kwargs)
-        policy_values = {}
-        descriptions = DownlinkPolicy.descriptions()
-        for item in fields(DownlinkPolicy):
-            self.declare_parameter(item.name, item.default,
-                                   read_only_descriptor(descriptions[item.name]))
-            policy_values[item.name] = self.get_parameter(item.name).value
-        for name, (default, description) in NODE_PARAMETERS.items():
-            self.declare_parameter(name, default, read_only_descriptor(description))
-        self.settings = {name: self.get_parameter(name).value for name in NODE_PARAMETERS}
-        self._check_settings()
-        policy = DownlinkPolicy(**policy_values)
-        self.queue = DownlinkQueue.connect(self.settings['database'], policy,
-                                           self.settings['synchronous'])
+        values = declare_parameters(self, PARAMETERS)
+        self.settings = {name: values[name] for name in NODE_PARAMETERS}
+        self._policy_values = {item.name: values[item.name] for item in fields(DownlinkPolicy)}
+        self.queue: DownlinkQueue | None = None
+        self.intake: IntakeWorker | None = None
         self.counters: Counter[str] = Counter()
-        limit = int(self.settings['size_cache_frames'])
-        self._sizes: OrderedDict[tuple[int, str], list[int | None]] = OrderedDict()
-        self._awaiting_sizes: OrderedDict[tuple[int, str], None] = OrderedDict()
-        self._cache_limit = max(1, limit)
-        self._queue_dirty = True
+        self._lock = threading.Lock()  # the database: intake thread vs. executor callbacks
+        self._inputs: list[Any] = []  # subscriptions and timers while active
+        self._configure_error = ''
+        if not self.settings['autostart']:
+            self.get_logger().info('unconfigured (autostart false): waiting for configure')
+            return
+        if self.trigger_configure() != SUCCESS:
+            raise StartupError(self._configure_error)
+        self.trigger_activate()
 
-        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(DiagnosticArray, 'detection', self._on_detection, reliable)
-        self.create_subscription(Image, 'image', self._on_image, 10)
-        self.create_subscription(Image, 'heatmap', self._on_heatmap, 10)
-        self.create_subscription(UInt64, '~/pass', self._on_pass, reliable)
-        self._downlink_pub = self.create_publisher(DiagnosticArray, '~/downlink', QoSProfile(
-            depth=1, history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE))
-        self._queue_pub = self.create_publisher(DiagnosticArray, '~/queue', QoSProfile(
+    @property
+    def lifecycle_state(self) -> str:
+        """Return the label of the current lifecycle state ('unconfigured', 'active', ...)."""
+        return self._state_machine.current_state[1]
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Open the database, start the intake thread, create the publishers."""
+        try:
+            self._check_settings()
+            self.capture = CaptureSettings(
+                self.settings['image_format'], self.settings['thumbnail_format'],
+                int(self.settings['thumbnail_max_side']), int(self.settings['jpeg_quality']))
+            self.queue = DownlinkQueue.connect(self.settings['database'],
+                                               DownlinkPolicy(**self._policy_values),
+                                               self.settings['synchronous'])
+        except ValueError as error:  # StoreError included
+            self._configure_error = str(error)
+            self.get_logger().error(f'cannot configure: {error} (still unconfigured)')
+            return TransitionCallbackReturn.FAILURE
+        self.intake = IntakeWorker(self.queue, self.capture, self._lock,
+                                   int(self.settings['intake_buffer']),
+                                   int(self.settings['commit_group']), self._log,
+                                   self._mark_dirty)
+        self._thumbnail_from_frame = self.settings['thumbnail_source'] == 'image'
+        self._cache_limit = int(self.settings['image_cache_frames'])
+        self._frames: OrderedDict[tuple[int, str], Any] = OrderedDict()
+        self._heatmaps: OrderedDict[tuple[int, str], Any] = OrderedDict()
+        self._awaiting: OrderedDict[tuple[int, str], list] = OrderedDict()
+        self._in_flight: InFlight | None = None
+        self._queue_dirty = True
+        keep_all = QoSProfile(depth=1, history=HistoryPolicy.KEEP_ALL,
+                              reliability=ReliabilityPolicy.RELIABLE)
+        self._downlink_pub = self.create_lifecycle_publisher(DiagnosticArray, '~/downlink',
+                                                             keep_all)
+        self._image_pub = self.create_lifecycle_publisher(CompressedImage, '~/downlink/image',
+                                                          keep_all)
+        self._queue_pub = self.create_lifecycle_publisher(DiagnosticArray, '~/queue', QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE,
             durability=DurabilityPolicy.TRANSIENT_LOCAL))
-        self.create_timer(float(self.settings['queue_publish_period_s']), self._publish_queue)
-        self.create_timer(float(self.settings['maintenance_period_s']), self._expire)
-        self.create_timer(float(self.settings['outbox_retry_period_s']), self._retry_outbox)
         summary = self.queue.summary()
         self.get_logger().info(
             f'queue {self.queue.store.path}: {summary["queued"]} queued, '
             f'{summary["released"]} released, {summary["outbox"]} released but not yet '
             'acknowledged (will be published when a consumer subscribes to ~/downlink)')
+        return SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Enable the publishers, subscribe and start the timers."""
+        result = super().on_activate(state)
+        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        detections = QoSProfile(depth=int(self.settings['detection_queue_depth']),
+                                reliability=ReliabilityPolicy.RELIABLE)
+        image_qos = QoSProfile(
+            depth=int(self.settings['image_queue_depth']),
+            reliability=(ReliabilityPolicy.BEST_EFFORT if self.settings['image_qos'] ==
+                         'sensor_data' else ReliabilityPolicy.RELIABLE))
+        intake = MutuallyExclusiveCallbackGroup()  # runs beside passes and publication
+        self._inputs = [
+            self.create_subscription(DiagnosticArray, 'detection', self._on_detection,
+                                     detections, callback_group=intake),
+            self.create_subscription(Image, 'image', self._on_image, image_qos,
+                                     callback_group=intake),
+            self.create_subscription(Image, 'heatmap', self._on_heatmap, image_qos,
+                                     callback_group=intake),
+            self.create_subscription(UInt64, '~/pass', self._on_pass, reliable),
+            self.create_timer(float(self.settings['queue_publish_period_s']),
+                              self._publish_queue),
+            self.create_timer(float(self.settings['maintenance_period_s']), self._expire),
+            self.create_timer(float(self.settings['outbox_retry_period_s']),
+                              self._flush_outbox),
+            self.create_timer(ACK_POLL_S, self._check_acks)]
+        self._queue_dirty = True
+        self.get_logger().info('active: accepting detections and passes')
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Unsubscribe and stop the timers (buffered detections are still committed)."""
+        self._stop_input()
+        self.get_logger().info('inactive: not subscribed, publishing nothing')
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Commit what the intake holds, close the database, drop the publishers."""
+        self._release()
+        self.get_logger().info('unconfigured: database closed')
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release everything, from any primary state."""
+        self._stop_input()
+        self._release()
+        self.get_logger().info('finalized')
+        return super().on_shutdown(state)
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release everything after a transition raised; the node becomes unconfigured."""
+        self._stop_input()
+        self._release()
+        return super().on_error(state)
+
+    def _stop_input(self) -> None:
+        for entity in self._inputs:
+            if hasattr(entity, 'cancel'):
+                self.destroy_timer(entity)
+            else:
+                self.destroy_subscription(entity)
+        self._inputs = []
+        self._in_flight = None  # unacknowledged: stays in the outbox, published again later
+
+    def _release(self) -> None:
+        if self.intake is not None:
+            self.intake.stop()
+            self.intake = None
+        if self.queue is not None:
+            self.queue.close()
+            self.queue = None
+        for entity in list(self._managed_entities):
+            if isinstance(entity, LifecyclePublisher):
+                self.destroy_lifecycle_publisher(entity)
+
+    def close(self) -> None:
+        """Stop input, commit what the intake buffer holds, close the database."""
+        self._stop_input()
+        self._release()
+
+    def _log(self, level: str, text: str) -> None:
+        getattr(self.get_logger(), level)(text, throttle_duration_sec=5.0)
+
+    def _mark_dirty(self) -> None:
+        self._queue_dirty = True
 
     def _check_settings(self) -> None:
         """Reject node-level parameter values that cannot work."""
-        settings = self.settings
-        choices = [('synchronous', SYNCHRONOUS_MODES), ('product_format', PRODUCT_FORMATS),
-                   ('thumbnail_format', THUMBNAIL_FORMATS),
-                   ('thumbnail_source', ('heatmap', 'image'))]
+        choices = [('synchronous', SYNCHRONOUS_MODES), ('image_format', IMAGE_FORMATS),
+                   ('thumbnail_format', IMAGE_FORMATS),
+                   ('thumbnail_source', ('heatmap', 'image')),
+                   ('image_qos', ('sensor_data', 'reliable'))]
         for name, allowed in choices:
-            if settings[name] not in allowed:
+            if self.settings[name] not in allowed:
                 raise ValueError(f'parameter {name} must be one of {allowed}, '
-                                 f'got {settings[name]!r}')
-        positive = ['thumbnail_max_side', 'size_cache_frames', 'queue_publish_period_s',
-                    'queue_publish_limit', 'maintenance_period_s', 'publish_batch',
-                    'ack_timeout_s', 'outbox_retry_period_s']
-        for name in positive:
-            if not settings[name] > 0:
-                raise ValueError(f'parameter {name} must be > 0, got {settings[name]!r}')
-        if not 1 <= settings['jpeg_quality'] <= 100:
-            raise ValueError('parameter jpeg_quality must be in 1..100')
+                                 f'got {self.settings[name]!r}')
 
-    # --- intake -----------------------------------------------------------------------------
+    # --- intake (callbacks only buffer; the IntakeWorker encodes and commits) ---------------
     def _on_detection(self, msg: DiagnosticArray) -> None:
         try:
             record = msg_to_record(msg)
@@ -208,23 +270,14 @@ class DownlinkNode(Node):
                 f'{error}', throttle_duration_sec=5.0)
             return
         key = (record.stamp_ns, record.frame_id)
-        product_bytes, thumbnail_bytes = self._sizes.pop(key, (None, None))
-        try:
-            result = self.queue.accept(record, product_bytes, thumbnail_bytes)
-        except sqlite3.Error as error:
-            self.counters['store_errors'] += 1
-            self.get_logger().error(f'could not store detection of {record.frame_id} '
-                                    f'@{record.stamp_ns}: {error} (not accepted)')
-            return
-        self.counters[result.status] += 1
-        self.counters['evicted'] += len(result.evicted)
-        if result.evicted:
-            self.get_logger().info(f'capacity reached: evicted item(s) {list(result.evicted)}',
-                                   throttle_duration_sec=5.0)
-        if result.item_id is not None and (product_bytes is None or thumbnail_bytes is None):
-            self.counters['without_image'] += 1
-            self._remember(self._awaiting_sizes, key, None)
-        self._queue_dirty = True
+        frame = self._frames.pop(key, None)
+        heatmap = self._heatmaps.pop(key, None)
+        thumbnail = frame if self._thumbnail_from_frame else heatmap
+        intake = self.intake  # None once cleaned up (a transition may run in parallel)
+        task = IntakeTask(key, record, record.regions, frame, thumbnail)
+        if intake is not None and intake.submit(task) and (frame is None or thumbnail is None):
+            self._remember(self._awaiting, key, [record.regions, frame is None,
+                                                 thumbnail is None])
 
     def _remember(self, cache: OrderedDict, key: tuple[int, str], value: Any) -> None:
         cache[key] = value
@@ -232,51 +285,46 @@ class DownlinkNode(Node):
         while len(cache) > self._cache_limit:
             cache.popitem(last=False)
 
-    def _measure(self, msg: Image, thumbnail: bool, product: bool) -> None:
-        """Measure sizes from an image message and attach them to its frame."""
+    def _receive(self, msg: Image, cache: OrderedDict, is_frame: bool) -> None:
         key = (stamp_to_ns(msg.header), msg.header.frame_id)
-        settings = self.settings
         try:
             raw = image_msg_to_raw(msg)
             pixels = to_rgb8(image_to_array(raw), raw.encoding)
-            product_bytes = None
-            if product:
-                product_bytes = (len(msg.data) if settings['product_format'] == 'raw' else
-                                 encoded_size(pixels, settings['product_format'],
-                                              settings['jpeg_quality']))
-            thumbnail_bytes = thumbnail_size(
-                pixels, int(settings['thumbnail_max_side']), settings['thumbnail_format'],
-                int(settings['jpeg_quality'])) if thumbnail else None
         except ValueError as error:
             self.counters['bad_images'] += 1
-            self.get_logger().warning(f'cannot measure image of {key[1]}: {error}',
+            self.get_logger().warning(f'cannot read image of {key[1]}: {error}',
                                       throttle_duration_sec=5.0)
             return
-        sizes = self._sizes.get(key, [None, None])
-        sizes = [product_bytes or sizes[0], thumbnail_bytes or sizes[1]]
-        if key in self._awaiting_sizes:
-            try:
-                self.queue.update_sizes(key[1], key[0], *sizes)
-            except sqlite3.Error as error:
-                self.get_logger().error(f'could not update sizes of {key[1]}: {error}')
-            if None not in sizes:
-                self._awaiting_sizes.pop(key)
-            self._queue_dirty = True
-        else:
-            self._remember(self._sizes, key, sizes)
+        waiting = self._awaiting.get(key)
+        if waiting is None:
+            self._remember(cache, key, pixels)
+            return
+        regions, need_frame, need_thumbnail = waiting
+        frame = pixels if is_frame and need_frame else None
+        gives_thumbnail = is_frame == self._thumbnail_from_frame
+        thumbnail = pixels if gives_thumbnail and need_thumbnail else None
+        if frame is None and thumbnail is None:
+            return
+        intake = self.intake
+        if intake is None:
+            return
+        intake.submit(IntakeTask(key, None, regions, frame, thumbnail))
+        waiting[1:] = [need_frame and frame is None, need_thumbnail and thumbnail is None]
+        if not any(waiting[1:]):
+            self._awaiting.pop(key)
 
     def _on_image(self, msg: Image) -> None:
-        self._measure(msg, product=True,
-                      thumbnail=self.settings['thumbnail_source'] == 'image')
+        self._receive(msg, self._frames, is_frame=True)
 
     def _on_heatmap(self, msg: Image) -> None:
-        if self.settings['thumbnail_source'] == 'heatmap':
-            self._measure(msg, product=False, thumbnail=True)
+        if not self._thumbnail_from_frame:
+            self._receive(msg, self._heatmaps, is_frame=False)
 
     # --- passes and publication -------------------------------------------------------------
     def _on_pass(self, msg: UInt64) -> None:
         try:
-            result = self.queue.run_pass(int(msg.data))
+            with self._lock:
+                result = self.queue.run_pass(int(msg.data))
         except sqlite3.Error as error:
             self.get_logger().error(f'pass of {msg.data} bytes failed, nothing released: {error}')
             return
@@ -288,36 +336,51 @@ class DownlinkNode(Node):
         self._flush_outbox()
 
     def _flush_outbox(self) -> None:
-        """Publish unacknowledged releases in order, batch by batch, until all are acked."""
-        batch_size = int(self.settings['publish_batch'])
-        timeout = Duration(nanoseconds=int(float(self.settings['ack_timeout_s']) * 1e9))
-        while True:
-            pending = self.queue.outbox(batch_size)
+        """Publish the next batch of unacknowledged releases unless one is in flight."""
+        if self._in_flight is not None:
+            return
+        with self._lock:
+            pending = self.queue.outbox(int(self.settings['publish_batch']))
             if not pending:
                 return
-            if self._downlink_pub.get_subscription_count() == 0:
+            if not (self._downlink_pub.get_subscription_count()
+                    and self._image_pub.get_subscription_count()):
                 self.get_logger().warning(
                     f'{self.queue.store.outbox_size()} released product(s) held in the outbox: '
-                    'no subscriber on ~/downlink', throttle_duration_sec=30.0)
+                    'no subscriber on ~/downlink and ~/downlink/image',
+                    throttle_duration_sec=30.0)
                 return
             batch = self.queue.begin_publication(pending)
-            for release in batch:
-                self._downlink_pub.publish(release_msg(release))
-            if not self._downlink_pub.wait_for_all_acked(timeout):
-                self.get_logger().warning(
-                    f'downlink consumer did not acknowledge {len(batch)} product(s) within '
-                    f'{timeout.nanoseconds / 1e9:.1f} s; they will be published again')
-                return
-            self.queue.confirm_sent(batch)
-            self.counters['sent'] += len(batch)
-            self._queue_dirty = True
+            messages = [message for release in batch for message in
+                        product_msgs(release, self.queue.release_parts(release))]
+        for description, image in messages:
+            if image is not None:
+                self._image_pub.publish(image)
+            self._downlink_pub.publish(description)
+        self._in_flight = InFlight(batch, time.monotonic() + float(self.settings['ack_timeout_s']))
 
-    def _retry_outbox(self) -> None:
-        if self.queue.store.outbox_size():
+    def _check_acks(self) -> None:
+        """Commit an acknowledged batch and send the next; give up on it after the timeout."""
+        flight = self._in_flight
+        if flight is None:
+            return
+        now = Duration(seconds=0)
+        if self._downlink_pub.wait_for_all_acked(now) and self._image_pub.wait_for_all_acked(now):
+            with self._lock:
+                self.queue.confirm_sent(flight.releases)
+            self.counters['sent'] += len(flight.releases)
+            self._in_flight = None
+            self._queue_dirty = True
             self._flush_outbox()
+        elif time.monotonic() > flight.deadline:
+            self.get_logger().warning(
+                f'downlink consumer did not acknowledge {len(flight.releases)} product(s) '
+                f'within {self.settings["ack_timeout_s"]} s; they will be published again')
+            self._in_flight = None
 
     def _expire(self) -> None:
-        expired = self.queue.expire()
+        with self._lock:
+            expired = self.queue.expire()
         if expired:
             self.counters['expired'] += len(expired)
             self.get_logger().info(f'{len(expired)} item(s) expired (ttl)')
@@ -327,17 +390,33 @@ class DownlinkNode(Node):
         if not self._queue_dirty:
             return
         self._queue_dirty = False
-        summary = self.queue.summary()
-        session = {f'session_{name}': count for name, count in sorted(self.counters.items())}
+        with self._lock:
+            summary = self.queue.summary()
+            ranked = self.queue.ranked(int(self.settings['queue_publish_limit']))
+        counters = self.counters + self.intake.counters
+        session = {f'session_{name}': count for name, count in sorted(counters.items())}
         header = Header()
         header.stamp = self.get_clock().now().to_msg()
         statuses = [DiagnosticStatus(
             level=DiagnosticStatus.OK, name=QUEUE_NAME, hardware_id=NODE_NAME,
             message=f'{summary["queued"]} queued, {summary["outbox"]} awaiting acknowledgement',
-            values=_status_values([*summary.items(), *session.items()]))]
-        statuses += [queue_item_status(entry) for entry in
-                     self.queue.ranked(int(self.settings['queue_publish_limit']))]
+            values=status_values([*summary.items(), *session.items()]))]
+        statuses += [queue_item_status(entry) for entry in ranked]
         self._queue_pub.publish(DiagnosticArray(header=header, status=statuses))
+
+
+def spin_until_finalized(node: DownlinkNode) -> None:
+    """Spin ``node`` until rclpy shuts down or the node is finalized (shutdown transition)."""
+    executor = MultiThreadedExecutor(num_threads=2, context=node.context)
+    executor.add_node(node)
+    try:
+        while node.context.ok() and node.lifecycle_state != 'finalized':
+            executor.spin_once(timeout_sec=0.5)
+        if node.context.ok():
+            executor.spin_once(timeout_sec=0.2)  # let the shutdown response go out
+    finally:
+        executor.remove_node(node)
+        executor.shutdown()
 
 
 def _create_node() -> DownlinkNode:
@@ -352,7 +431,7 @@ def _create_node() -> DownlinkNode:
 def main(args: list[str] | None = None) -> int:
     """Run the downlink node until shutdown; return 2 if it cannot start."""
     return run_node(_create_node, args, startup_errors=STARTUP_ERRORS, startup_exit_code=2,
-                    before_destroy=lambda node: node.queue.close())
+                    spin=spin_until_finalized, before_destroy=DownlinkNode.close)
 
 
 if __name__ == '__main__':
