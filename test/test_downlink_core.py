@@ -13,6 +13,7 @@ import pytest
 
 from vad4space_ros.cli import main as cli_main
 from vad4space_ros.deploy.records import DetectionRecord
+from vad4space_ros.downlink.database import StoreError
 from vad4space_ros.downlink.downlink_queue import (
     ACCEPTED, BELOW_MIN_SCORE, DownlinkQueue, DUPLICATE)
 from vad4space_ros.downlink.policy import DownlinkPolicy
@@ -21,7 +22,7 @@ from vad4space_ros.downlink.ranking import rank
 from vad4space_ros.downlink.schema import (
     EVICTED, EXPIRED, FRAME, HEATMAP, QUEUED, RELEASED, THUMBNAIL)
 from vad4space_ros.downlink.selection import knapsack, Option
-from vad4space_ros.downlink.store import DownlinkStore, StoreError
+from vad4space_ros.downlink.store import DownlinkStore
 
 DIM = 16
 

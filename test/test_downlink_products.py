@@ -15,11 +15,13 @@ from test_downlink_core import accept, basis, open_queue, record
 
 from vad4space_ros.cli import main as cli_main
 from vad4space_ros.deploy.records import Region
+from vad4space_ros.downlink.database import StoreError
 from vad4space_ros.downlink.ground import GroundFolder, read_products, write_report
+from vad4space_ros.downlink.image_matching import ImageMatcher
 from vad4space_ros.downlink.intake import IntakeTask, IntakeWorker
 from vad4space_ros.downlink.products import (
     capture_frame, capture_thumbnail, CaptureSettings, decode_image, record_json)
-from vad4space_ros.downlink.store import DownlinkStore, StoreError
+from vad4space_ros.downlink.store import DownlinkStore
 
 SETTINGS = CaptureSettings()
 
@@ -218,3 +220,33 @@ def test_intake_worker_commits_everything_submitted_and_counts_overflow(tmp_path
     assert worker.counters['accepted'] == len(stored) and worker.counters['late_images'] == 1
     assert queue.summary()['without_frame'] == sum(
         1 for t, ok in zip(tasks, submitted) if ok and t.frame is None) - 1
+
+
+def test_image_matcher_pairs_records_with_images_arriving_before_or_after_them():
+    matcher = ImageMatcher(cache_limit=2, thumbnail_from_frame=False)
+    frame, heatmap = scene(32, 32), scene(16, 16)
+    early, late, evicted = record(1, 0.9), record(2, 0.9), record(3, 0.9)
+    key_of = {rec.frame_id: (rec.stamp_ns, rec.frame_id) for rec in (early, late, evicted)}
+    assert matcher.image_task(key_of['cam/1'], frame, is_frame=True) is None  # cached
+    assert matcher.image_task(key_of['cam/1'], heatmap, is_frame=False) is None
+    task = matcher.detection_task(early)
+    assert task.frame is frame and task.thumbnail is heatmap and task.record is early
+    matcher.await_images(task)  # complete: nothing awaited
+    assert matcher.image_task(key_of['cam/1'], frame, is_frame=True) is None  # cached again
+    task = matcher.detection_task(late)
+    assert task.frame is None and task.thumbnail is None
+    matcher.await_images(task)
+    frame_task = matcher.image_task(key_of['cam/2'], frame, is_frame=True)
+    assert frame_task.record is None and frame_task.frame is frame
+    assert frame_task.thumbnail is None
+    matcher.attached(frame_task)
+    assert matcher.image_task(key_of['cam/2'], frame, is_frame=True) is None  # not needed now
+    heatmap_task = matcher.image_task(key_of['cam/2'], heatmap, is_frame=False)
+    assert heatmap_task.frame is None and heatmap_task.thumbnail is heatmap
+    matcher.attached(heatmap_task)
+    for frame_number in (4, 5):  # the cache keeps the newest two frames only
+        matcher.image_task((record(frame_number, 0.9).stamp_ns, f'cam/{frame_number}'), frame,
+                           is_frame=True)
+    matcher.image_task(key_of['cam/3'], frame, is_frame=True)
+    assert matcher.detection_task(evicted).frame is frame
+    assert matcher.detection_task(record(4, 0.9)).frame is None  # evicted by cam/5, cam/3

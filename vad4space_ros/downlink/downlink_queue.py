@@ -54,7 +54,8 @@ from vad4space_ros.downlink.ranking import NO_MATCH, rank
 from vad4space_ros.downlink.schema import (
     EVICTED, FRAME, FULL_PRODUCT, HEATMAP, REGION, RELEASED, THUMBNAIL)
 from vad4space_ros.downlink.selection import knapsack, Option
-from vad4space_ros.downlink.store import DownlinkStore, Release, StoredItem, StoredPart
+from vad4space_ros.downlink.store import DownlinkStore
+from vad4space_ros.downlink.stored_rows import Release, StoredItem, StoredPart
 
 # Tiny value per full product so that free budget still carries zero-priority items.
 FILL_VALUE = 1e-9

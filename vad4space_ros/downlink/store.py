@@ -1,14 +1,4 @@
-"""SQLite (WAL) store of the downlink queue: items, passes and the release outbox.
-
-Durability: ``journal_mode=WAL``. ``synchronous=FULL`` (default) fsyncs the WAL at every
-commit, so a committed acceptance or release survives a process kill *and* a power loss.
-``NORMAL`` skips that fsync: still safe against a killed process (committed pages are in the
-WAL file, which the OS keeps), but the last commits can roll back on power loss or an OS crash,
-so an item the node counted as accepted could vanish; use it only where that is acceptable.
-
-Only one process may write a store: :meth:`DownlinkStore.connect` takes an exclusive ``flock`` on
-``<database>.lock`` (released by the OS when the process dies, even on SIGKILL). Readers
-(``vad4space queue show``) open the database read-only and need no lock.
+"""SQLite (WAL) store of the downlink queue: items, products, passes and the release outbox.
 
 Tables: ``items`` (one row per accepted detection with its record as JSON; ``state``
 queued/released/evicted/expired; ``missing`` lists products whose image never arrived),
@@ -17,132 +7,35 @@ transaction that accepts the item), ``passes`` (one row per bandwidth pass) and 
 outbox: one row per released product, ``UNIQUE(item_id, product)`` so no product can be released
 twice; ``sent_ns`` is set once the downlink consumer acknowledged it).
 
-Start-up faults. A new database is built under a temporary name and renamed into place once its
-schema is committed, so a database file the node did not finish creating never exists; an
-existing 0-byte file is therefore refused (it was not created by this code). A damaged file
-(corrupt, truncated, foreign) is refused *before anything is written to it*, so it stays as it
-was for inspection or recovery. SQLite keeps the newest commits in ``<database>-wal`` until a
-checkpoint: losing or damaging that file loses committed items, so back up the database, its
-``-wal`` file and the policy in ``config/`` together (or ``sqlite3 q.db ".backup copy.db"``).
+Opening the file (the writer lock, durability, start-up faults and backups) is documented in
+:mod:`vad4space_ros.downlink.database`; the rows as Python values are in
+:mod:`vad4space_ros.downlink.stored_rows`.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-import fcntl
-import hashlib
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 import os
 from pathlib import Path
 import sqlite3
+from typing import TextIO
 
 import numpy as np
 
+from vad4space_ros.downlink.database import (
+    immediate_transaction, open_for_writing, open_read_only)
 from vad4space_ros.downlink.schema import (
-    APPLICATION_ID, EVICTED, EXPIRED, FRAME, FULL_PRODUCT, HEATMAP, MIGRATION_1_TO_2, QUEUED,
-    RELEASED, SCHEMA, SCHEMA_VERSION, SYNCHRONOUS_MODES, THUMBNAIL)
-
-
-WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes the -wal file keeps after a checkpoint
-
-
-class StoreError(ValueError):
-    """The database cannot be used as a downlink store (corrupt, foreign, read-only, locked)."""
-
-
-@dataclass(frozen=True)
-class StoredItem:
-    """A queued item as the ranking needs it."""
-
-    item_id: int
-    frame_id: str
-    stamp_ns: int
-    score: float
-    is_anomaly: bool
-    embedding: np.ndarray
-    product_bytes: int
-    thumbnail_bytes: int
-    thumbnail_sent: bool
-    accepted_ns: int
-
-
-@dataclass(frozen=True)
-class Release:
-    """One row of the outbox joined with its item."""
-
-    release_id: int
-    item_id: int
-    pass_id: int
-    position: int
-    product: str
-    size: int
-    priority: float
-    attempts: int
-    frame_id: str
-    stamp_ns: int
-    score: float
-    is_anomaly: bool
-    model_id: str
-    method: str
-    record_json: str
-    missing: str
-
-
-@dataclass(frozen=True)
-class StoredPart:
-    """One captured product part: a frame, a region crop or a heatmap thumbnail (encoded)."""
-
-    kind: str
-    part: int
-    image_format: str
-    box: tuple[int, int, int, int]  # x, y, width, height in frame pixels
-    region_score: float | None
-    data: bytes
-
-    @property
-    def sha256(self) -> str:
-        """Hex digest of the bytes (pairs an image message with its description)."""
-        return hashlib.sha256(self.data).hexdigest()
-
-
-def encode_embedding(embedding: np.ndarray) -> bytes:
-    """Store embeddings as float16 (half the space; cosine similarity is unaffected)."""
-    return np.asarray(embedding, dtype=np.float16).ravel().tobytes()
-
-
-def decode_embedding(blob: bytes) -> np.ndarray:
-    """Inverse of :func:`encode_embedding` (float32)."""
-    return np.frombuffer(blob, dtype=np.float16).astype(np.float32)
-
-
-ITEM_COLUMNS = ('items.id, frame_id, stamp_ns, score, is_anomaly, embedding, product_bytes, '
-                'thumbnail_bytes, EXISTS (SELECT 1 FROM releases r WHERE r.item_id = items.id '
-                f"AND r.product = '{THUMBNAIL}'), accepted_ns")
-RELEASE_COLUMNS = ('r.id, r.item_id, r.pass_id, r.position, r.product, r.bytes, r.priority, '
-                   'r.attempts, i.frame_id, i.stamp_ns, i.score, i.is_anomaly, i.model_id, '
-                   'i.method, i.record_json, i.missing')
-PART_COLUMNS = 'kind, part, format, x, y, width, height, region_score, data'
-
-
-def _item(row: Sequence) -> StoredItem:
-    return StoredItem(int(row[0]), row[1], int(row[2]), float(row[3]), bool(row[4]),
-                      decode_embedding(row[5]), int(row[6]), int(row[7]), bool(row[8]),
-                      int(row[9]))
-
-
-def _release(row: Sequence) -> Release:
-    return Release(*row[:10], float(row[10]), bool(row[11]), *row[12:16])
-
-
-def _part(row: Sequence) -> StoredPart:
-    return StoredPart(row[0], int(row[1]), row[2], (int(row[3]), int(row[4]), int(row[5]),
-                                                    int(row[6])), row[7], bytes(row[8]))
+    EVICTED, EXPIRED, FRAME, FULL_PRODUCT, HEATMAP, QUEUED, RELEASED)
+from vad4space_ros.downlink.stored_rows import (
+    decode_embedding, encode_embedding, ITEM_COLUMNS, item_from_row, PART_COLUMNS,
+    part_from_row, Release, RELEASE_COLUMNS, release_from_row, StoredItem, StoredPart)
 
 
 class DownlinkStore:
     """Connection to one downlink database; all writes go through :meth:`transaction`."""
 
-    def __init__(self, connection: sqlite3.Connection, path: Path, lock_handle=None) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: Path,
+                 lock_handle: TextIO | None = None) -> None:
         """Wrap an open connection (use :meth:`connect` or :meth:`connect_read_only`)."""
         self.connection = connection
         self.path = path
@@ -151,123 +44,15 @@ class DownlinkStore:
     @classmethod
     def connect(cls, path: str | os.PathLike, synchronous: str = 'FULL') -> 'DownlinkStore':
         """Open (creating if needed) a store for writing; raise StoreError if unusable."""
-        if synchronous not in SYNCHRONOUS_MODES:
-            raise StoreError(
-                f'synchronous must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}')
         path = Path(path).expanduser()
-        if not path.parent.is_dir():
-            raise StoreError(f'directory of database {path} does not exist')
-        if path.exists() and not path.is_file():
-            raise StoreError(f'database path {path} is not a file')
-        lock_handle = cls._lock(path)
-        try:
-            if not path.exists():
-                cls._create(path)
-            elif path.stat().st_size == 0:
-                raise StoreError(
-                    f'database {path} is an empty (0-byte) file that this node did not create '
-                    '(new databases are built under a temporary name and renamed); refusing to '
-                    'use it as a new queue: delete it to start empty, or restore the backup')
-            connection = sqlite3.connect(str(path), isolation_level=None, timeout=5.0,
-                                         check_same_thread=False)
-            store = cls(connection, path, lock_handle)
-            store._prepare(synchronous)
-        except sqlite3.Error as error:
-            lock_handle.close()
-            raise StoreError(f'database {path} is not usable: {error} (the file was left '
-                             'unchanged)') from None
-        except StoreError:
-            lock_handle.close()
-            raise
-        return store
-
-    @staticmethod
-    def _create(path: Path) -> None:
-        """Build an empty store beside ``path`` and rename it into place once committed."""
-        building = path.with_name(f'.{path.name}.creating')
-        for leftover in (building, Path(f'{building}-wal'), Path(f'{building}-shm')):
-            leftover.unlink(missing_ok=True)
-        connection = sqlite3.connect(str(building), isolation_level=None)
-        try:
-            connection.execute('PRAGMA journal_mode=WAL')
-            connection.execute('BEGIN IMMEDIATE')
-            for statement in SCHEMA.split(';'):
-                if statement.strip():
-                    connection.execute(statement)
-            connection.execute(f'PRAGMA application_id={APPLICATION_ID}')
-            connection.execute(f'PRAGMA user_version={SCHEMA_VERSION}')
-            connection.execute('COMMIT')
-        finally:
-            connection.close()  # checkpoints the WAL into the file and removes it
-        with open(building, 'rb') as handle:
-            os.fsync(handle.fileno())
-        building.replace(path)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-
-    @staticmethod
-    def _lock(path: Path):
-        lock_path = path.with_name(path.name + '.lock')
-        try:
-            handle = open(lock_path, 'a+')
-        except OSError as error:
-            raise StoreError(f'cannot create lock file {lock_path}: {error}') from None
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            raise StoreError(f'database {path} is in use by another downlink process '
-                             f'(lock {lock_path} is held)') from None
-        return handle
-
-    def _prepare(self, synchronous: str) -> None:
-        """Check the file is ours and intact (before writing anything), migrate, verify writes."""
-        execute = self.connection.execute
-        application_id = execute('PRAGMA application_id').fetchone()[0]
-        tables = execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
-        if application_id != APPLICATION_ID:
-            raise StoreError(f'database {self.path} is not a vad4space downlink queue '
-                             f'(application_id {application_id:#x}, {tables} foreign tables); '
-                             'the file was left unchanged')
-        check = execute('PRAGMA quick_check').fetchone()[0]
-        if check != 'ok':
-            raise StoreError(f'database {self.path} failed its integrity check: {check} (the '
-                             'file was left unchanged; restore it from a backup)')
-        version = execute('PRAGMA user_version').fetchone()[0]
-        if version not in (1, SCHEMA_VERSION):
-            raise StoreError(f'database {self.path} has schema version {version}, '
-                             f'this version of vad4space reads {SCHEMA_VERSION}')
-        if execute('PRAGMA journal_mode=WAL').fetchone()[0].lower() != 'wal':
-            raise StoreError(f'database {self.path} cannot use WAL journaling')
-        execute(f'PRAGMA synchronous={synchronous}')
-        execute(f'PRAGMA journal_size_limit={WAL_SIZE_LIMIT}')
-        execute('PRAGMA foreign_keys=ON')
-        with self.transaction():  # also proves the file is writable (BEGIN IMMEDIATE + write)
-            if version == 1:
-                for statement in MIGRATION_1_TO_2.split(';'):
-                    if statement.strip():
-                        execute(statement)
-                execute(f'PRAGMA user_version={SCHEMA_VERSION}')
-            execute("INSERT OR REPLACE INTO meta VALUES ('opened_by_pid', ?)", (str(os.getpid()),))
+        connection, lock_handle = open_for_writing(path, synchronous)
+        return cls(connection, path, lock_handle)
 
     @classmethod
     def connect_read_only(cls, path: str | os.PathLike) -> 'DownlinkStore':
         """Open an existing store for reading (no lock; safe while a node writes)."""
         path = Path(path).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f'no downlink database at {path}')
-        try:
-            connection = sqlite3.connect(f'file:{path}?mode=ro', uri=True, isolation_level=None,
-                                         timeout=5.0)
-            application_id = connection.execute('PRAGMA application_id').fetchone()[0]
-        except sqlite3.Error as error:
-            raise StoreError(f'database {path} is not usable: {error}') from None
-        if application_id != APPLICATION_ID:
-            raise StoreError(f'database {path} is not a vad4space downlink queue')
-        return cls(connection, path)
+        return cls(open_read_only(path), path)
 
     def close(self) -> None:
         """Close the connection and release the writer lock."""
@@ -275,17 +60,9 @@ class DownlinkStore:
         if self._lock_handle is not None:
             self._lock_handle.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """Run a block in one IMMEDIATE transaction: committed on success, rolled back on error."""
-        self.connection.execute('BEGIN IMMEDIATE')
-        try:
-            yield self.connection
-            self.connection.execute('COMMIT')  # may fail too (disk full): then roll back
-        except BaseException:
-            if self.connection.in_transaction:
-                self.connection.execute('ROLLBACK')
-            raise
+        return immediate_transaction(self.connection)
 
     # --- meta -------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -334,7 +111,7 @@ class DownlinkStore:
         rows = self.connection.execute(
             f'SELECT {PART_COLUMNS} FROM products WHERE item_id = ? AND kind IN ({marks}) '
             "ORDER BY kind = 'heatmap', kind, part", (item_id, *kinds)).fetchall()
-        return [_part(row) for row in rows]
+        return [part_from_row(row) for row in rows]
 
     def set_sizes(self, item_id: int, missing: str) -> tuple[int, int]:
         """Recompute an item's sizes from its stored bytes; return (product, thumbnail) bytes.
@@ -382,14 +159,14 @@ class DownlinkStore:
         rows = self.connection.execute(
             f'SELECT {ITEM_COLUMNS} FROM items WHERE state = ? ORDER BY score DESC, id DESC '
             'LIMIT ? OFFSET ?', (QUEUED, limit, offset)).fetchall()
-        return [_item(row) for row in rows]
+        return [item_from_row(row) for row in rows]
 
     def bottom_queued(self, limit: int) -> list[StoredItem]:
         """Queued items with the lowest scores (ties: oldest first)."""
         rows = self.connection.execute(
             f'SELECT {ITEM_COLUMNS} FROM items WHERE state = ? ORDER BY score ASC, id ASC '
             'LIMIT ?', (QUEUED, limit)).fetchall()
-        return [_item(row) for row in rows]
+        return [item_from_row(row) for row in rows]
 
     def set_state(self, item_ids: Sequence[int], state: str, now_ns: int) -> None:
         """Move queued items to another state."""
@@ -459,7 +236,7 @@ class DownlinkStore:
             f'SELECT {RELEASE_COLUMNS} FROM releases r JOIN items i ON i.id = r.item_id '
             'WHERE r.sent_ns IS NULL ORDER BY r.pass_id, r.position LIMIT ?',
             (limit,)).fetchall()
-        return [_release(row) for row in rows]
+        return [release_from_row(row) for row in rows]
 
     def outbox_size(self) -> int:
         """Return the number of released products not yet acknowledged."""
@@ -471,7 +248,7 @@ class DownlinkStore:
         rows = self.connection.execute(
             f'SELECT {RELEASE_COLUMNS} FROM releases r JOIN items i ON i.id = r.item_id '
             'ORDER BY r.pass_id, r.position').fetchall()
-        return [_release(row) for row in rows]
+        return [release_from_row(row) for row in rows]
 
     def count_attempt(self, release_ids: Sequence[int]) -> None:
         """Count one more publication attempt of these releases."""

@@ -1,17 +1,20 @@
-"""Messages of the downlink node: product descriptions and images, ranked queue entries."""
+"""Messages of the downlink node: product descriptions and images, the ranked queue."""
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import Header
 
 from vad4space_ros.downlink.downlink_queue import RankedItem
 from vad4space_ros.downlink.schema import RECORD_ONLY
-from vad4space_ros.downlink.store import Release, StoredPart
+from vad4space_ros.downlink.stored_rows import Release, StoredPart
 
 DOWNLINK_NAME = 'vad4space/downlink'
+QUEUE_NAME = 'vad4space/queue'
 QUEUE_ITEM_NAME = 'vad4space/queue_item'
 
 
@@ -75,3 +78,15 @@ def queue_item_status(entry: RankedItem) -> DiagnosticStatus:
             ('bytes', item.product_bytes), ('thumbnail_bytes', item.thumbnail_bytes),
             ('thumbnail_sent', str(item.thumbnail_sent).lower()),
             ('is_anomaly', str(item.is_anomaly).lower())]))
+
+
+def queue_msg(stamp: Time, node_name: str, summary: dict[str, int], session: Counter[str],
+              ranked: list[RankedItem]) -> DiagnosticArray:
+    """Build a ``~/queue`` message: the summary and the session counters, then the ranked items."""
+    session_values = [(f'session_{name}', count) for name, count in sorted(session.items())]
+    status = DiagnosticStatus(
+        level=DiagnosticStatus.OK, name=QUEUE_NAME, hardware_id=node_name,
+        message=f'{summary["queued"]} queued, {summary["outbox"]} awaiting acknowledgement',
+        values=status_values([*summary.items(), *session_values]))
+    return DiagnosticArray(header=Header(stamp=stamp),
+                           status=[status, *(queue_item_status(entry) for entry in ranked)])

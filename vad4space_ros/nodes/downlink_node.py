@@ -28,66 +28,57 @@ Publications
 - ``~/queue`` ``diagnostic_msgs/DiagnosticArray`` (reliable, transient-local, depth 1): counters,
   then the ranked items (see :func:`queue_item_status`).
 
-Intake: callbacks only buffer; a worker thread encodes the products and commits up to
-``commit_group`` detections per transaction (:mod:`vad4space_ros.downlink.intake`), so neither
-encoding, fsync, a pass nor acknowledgements delay the subscriptions.
+Intake: callbacks only pair records with images (:mod:`vad4space_ros.downlink.image_matching`)
+and buffer; a worker thread encodes the products and commits up to ``commit_group`` detections
+per transaction (:mod:`vad4space_ros.downlink.intake`), so neither encoding, fsync, a pass nor
+acknowledgements delay the subscriptions.
 
 Delivery: exactly-once release; at-least-once transmission with the idempotency key
 ``release_id.part`` (:mod:`vad4space_ros.downlink.downlink_queue`). Intake never waits for
 acknowledgements: a batch of ``publish_batch`` releases is published, then a timer checks every
 ``ACK_POLL_S`` without blocking (``wait_for_all_acked`` with a zero timeout) until both topics are
 acknowledged (then ``sent`` is committed and the next batch goes) or ``ack_timeout_s`` passes
-(the batch stays in the outbox and is published again, ``attempt`` + 1).
+(the batch stays in the outbox and is published again, ``attempt`` + 1):
+:mod:`vad4space_ros.nodes.downlink_outbox`.
 """
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
-from dataclasses import dataclass, fields
+from collections import Counter
+from dataclasses import fields
 import sqlite3
 import sys
 import threading
-import time
 from typing import Any
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.duration import Duration
 from rclpy.exceptions import ParameterException
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, LifecycleState
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Header, UInt64
+from std_msgs.msg import UInt64
 
 from vad4space_ros.deploy.image_encoding import image_to_array, to_rgb8
 from vad4space_ros.deploy.records import RecordError
 from vad4space_ros.downlink.downlink_queue import DownlinkQueue
-from vad4space_ros.downlink.intake import IntakeTask, IntakeWorker
+from vad4space_ros.downlink.image_matching import ImageMatcher
+from vad4space_ros.downlink.intake import IntakeWorker
 from vad4space_ros.downlink.policy import DownlinkPolicy
-from vad4space_ros.downlink.products import CaptureSettings, IMAGE_FORMATS
-from vad4space_ros.downlink.schema import SYNCHRONOUS_MODES
-from vad4space_ros.downlink.store import Release
-from vad4space_ros.nodes.downlink_messages import (
-    product_msgs, queue_item_status, status_values)
-from vad4space_ros.nodes.downlink_parameters import NODE_PARAMETERS, PARAMETERS
+from vad4space_ros.downlink.products import CaptureSettings
+from vad4space_ros.nodes.downlink_messages import queue_msg
+from vad4space_ros.nodes.downlink_outbox import OutboxPublisher
+from vad4space_ros.nodes.downlink_parameters import (
+    check_node_settings, NODE_PARAMETERS, PARAMETERS)
 from vad4space_ros.nodes.entry_point import run_node
 from vad4space_ros.nodes.parameters import declare_parameters
 from vad4space_ros.nodes.ros_conversions import image_msg_to_raw, msg_to_record, stamp_to_ns
 
 NODE_NAME = 'vad4space_downlink'
-QUEUE_NAME = 'vad4space/queue'
 ACK_POLL_S = 0.02
 STARTUP_ERRORS = (ValueError, ParameterException)  # unusable parameters or database
 SUCCESS = TransitionCallbackReturn.SUCCESS
-
-
-@dataclass
-class InFlight:
-    """A published batch waiting for acknowledgement."""
-
-    releases: list[Release]
-    deadline: float
 
 
 class StartupError(ValueError):
@@ -105,6 +96,7 @@ class DownlinkNode(LifecycleNode):
         self._policy_values = {item.name: values[item.name] for item in fields(DownlinkPolicy)}
         self.queue: DownlinkQueue | None = None
         self.intake: IntakeWorker | None = None
+        self.outbox: OutboxPublisher | None = None
         self.counters: Counter[str] = Counter()
         self._lock = threading.Lock()  # the database: intake thread vs. executor callbacks
         self._inputs: list[Any] = []  # subscriptions and timers while active
@@ -125,7 +117,7 @@ class DownlinkNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Open the database, start the intake thread, create the publishers."""
         try:
-            self._check_settings()
+            check_node_settings(self.settings)
             self.capture = CaptureSettings(
                 self.settings['image_format'], self.settings['thumbnail_format'],
                 int(self.settings['thumbnail_max_side']), int(self.settings['jpeg_quality']))
@@ -140,19 +132,17 @@ class DownlinkNode(LifecycleNode):
                                    int(self.settings['intake_buffer']),
                                    int(self.settings['commit_group']), self._log,
                                    self._mark_dirty)
-        self._thumbnail_from_frame = self.settings['thumbnail_source'] == 'image'
-        self._cache_limit = int(self.settings['image_cache_frames'])
-        self._frames: OrderedDict[tuple[int, str], Any] = OrderedDict()
-        self._heatmaps: OrderedDict[tuple[int, str], Any] = OrderedDict()
-        self._awaiting: OrderedDict[tuple[int, str], list] = OrderedDict()
-        self._in_flight: InFlight | None = None
+        self._matcher = ImageMatcher(int(self.settings['image_cache_frames']),
+                                     self.settings['thumbnail_source'] == 'image')
         self._queue_dirty = True
         keep_all = QoSProfile(depth=1, history=HistoryPolicy.KEEP_ALL,
                               reliability=ReliabilityPolicy.RELIABLE)
-        self._downlink_pub = self.create_lifecycle_publisher(DiagnosticArray, '~/downlink',
-                                                             keep_all)
-        self._image_pub = self.create_lifecycle_publisher(CompressedImage, '~/downlink/image',
-                                                          keep_all)
+        self.outbox = OutboxPublisher(
+            self.queue, self._lock,
+            self.create_lifecycle_publisher(DiagnosticArray, '~/downlink', keep_all),
+            self.create_lifecycle_publisher(CompressedImage, '~/downlink/image', keep_all),
+            int(self.settings['publish_batch']), float(self.settings['ack_timeout_s']),
+            self.get_logger(), self._on_sent)
         self._queue_pub = self.create_lifecycle_publisher(DiagnosticArray, '~/queue', QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE,
             durability=DurabilityPolicy.TRANSIENT_LOCAL))
@@ -186,8 +176,8 @@ class DownlinkNode(LifecycleNode):
                               self._publish_queue),
             self.create_timer(float(self.settings['maintenance_period_s']), self._expire),
             self.create_timer(float(self.settings['outbox_retry_period_s']),
-                              self._flush_outbox),
-            self.create_timer(ACK_POLL_S, self._check_acks)]
+                              self.outbox.flush),
+            self.create_timer(ACK_POLL_S, self.outbox.check_acks)]
         self._queue_dirty = True
         self.get_logger().info('active: accepting detections and passes')
         return result
@@ -224,7 +214,8 @@ class DownlinkNode(LifecycleNode):
             else:
                 self.destroy_subscription(entity)
         self._inputs = []
-        self._in_flight = None  # unacknowledged: stays in the outbox, published again later
+        if self.outbox is not None:  # unacknowledged: stays in the outbox, published again later
+            self.outbox.in_flight = None
 
     def _release(self) -> None:
         if self.intake is not None:
@@ -233,6 +224,7 @@ class DownlinkNode(LifecycleNode):
         if self.queue is not None:
             self.queue.close()
             self.queue = None
+        self.outbox = None
         for entity in list(self._managed_entities):
             if isinstance(entity, LifecyclePublisher):
                 self.destroy_lifecycle_publisher(entity)
@@ -248,17 +240,6 @@ class DownlinkNode(LifecycleNode):
     def _mark_dirty(self) -> None:
         self._queue_dirty = True
 
-    def _check_settings(self) -> None:
-        """Reject node-level parameter values that cannot work."""
-        choices = [('synchronous', SYNCHRONOUS_MODES), ('image_format', IMAGE_FORMATS),
-                   ('thumbnail_format', IMAGE_FORMATS),
-                   ('thumbnail_source', ('heatmap', 'image')),
-                   ('image_qos', ('sensor_data', 'reliable'))]
-        for name, allowed in choices:
-            if self.settings[name] not in allowed:
-                raise ValueError(f'parameter {name} must be one of {allowed}, '
-                                 f'got {self.settings[name]!r}')
-
     # --- intake (callbacks only buffer; the IntakeWorker encodes and commits) ---------------
     def _on_detection(self, msg: DiagnosticArray) -> None:
         try:
@@ -269,23 +250,12 @@ class DownlinkNode(LifecycleNode):
                 f'ignored a malformed detection record ({self.counters["malformed"]} so far): '
                 f'{error}', throttle_duration_sec=5.0)
             return
-        key = (record.stamp_ns, record.frame_id)
-        frame = self._frames.pop(key, None)
-        heatmap = self._heatmaps.pop(key, None)
-        thumbnail = frame if self._thumbnail_from_frame else heatmap
+        task = self._matcher.detection_task(record)
         intake = self.intake  # None once cleaned up (a transition may run in parallel)
-        task = IntakeTask(key, record, record.regions, frame, thumbnail)
-        if intake is not None and intake.submit(task) and (frame is None or thumbnail is None):
-            self._remember(self._awaiting, key, [record.regions, frame is None,
-                                                 thumbnail is None])
+        if intake is not None and intake.submit(task):
+            self._matcher.await_images(task)
 
-    def _remember(self, cache: OrderedDict, key: tuple[int, str], value: Any) -> None:
-        cache[key] = value
-        cache.move_to_end(key)
-        while len(cache) > self._cache_limit:
-            cache.popitem(last=False)
-
-    def _receive(self, msg: Image, cache: OrderedDict, is_frame: bool) -> None:
+    def _receive(self, msg: Image, is_frame: bool) -> None:
         key = (stamp_to_ns(msg.header), msg.header.frame_id)
         try:
             raw = image_msg_to_raw(msg)
@@ -295,30 +265,18 @@ class DownlinkNode(LifecycleNode):
             self.get_logger().warning(f'cannot read image of {key[1]}: {error}',
                                       throttle_duration_sec=5.0)
             return
-        waiting = self._awaiting.get(key)
-        if waiting is None:
-            self._remember(cache, key, pixels)
-            return
-        regions, need_frame, need_thumbnail = waiting
-        frame = pixels if is_frame and need_frame else None
-        gives_thumbnail = is_frame == self._thumbnail_from_frame
-        thumbnail = pixels if gives_thumbnail and need_thumbnail else None
-        if frame is None and thumbnail is None:
-            return
+        task = self._matcher.image_task(key, pixels, is_frame)
         intake = self.intake
-        if intake is None:
-            return
-        intake.submit(IntakeTask(key, None, regions, frame, thumbnail))
-        waiting[1:] = [need_frame and frame is None, need_thumbnail and thumbnail is None]
-        if not any(waiting[1:]):
-            self._awaiting.pop(key)
+        if task is not None and intake is not None:
+            intake.submit(task)
+            self._matcher.attached(task)
 
     def _on_image(self, msg: Image) -> None:
-        self._receive(msg, self._frames, is_frame=True)
+        self._receive(msg, is_frame=True)
 
     def _on_heatmap(self, msg: Image) -> None:
-        if not self._thumbnail_from_frame:
-            self._receive(msg, self._heatmaps, is_frame=False)
+        if not self._matcher.thumbnail_from_frame:
+            self._receive(msg, is_frame=False)
 
     # --- passes and publication -------------------------------------------------------------
     def _on_pass(self, msg: UInt64) -> None:
@@ -333,50 +291,11 @@ class DownlinkNode(LifecycleNode):
             f'pass {result.pass_id}: released {len(result.products)} product(s), '
             f'{result.used_bytes}/{result.budget_bytes} bytes')
         self._queue_dirty = True
-        self._flush_outbox()
+        self.outbox.flush()
 
-    def _flush_outbox(self) -> None:
-        """Publish the next batch of unacknowledged releases unless one is in flight."""
-        if self._in_flight is not None:
-            return
-        with self._lock:
-            pending = self.queue.outbox(int(self.settings['publish_batch']))
-            if not pending:
-                return
-            if not (self._downlink_pub.get_subscription_count()
-                    and self._image_pub.get_subscription_count()):
-                self.get_logger().warning(
-                    f'{self.queue.store.outbox_size()} released product(s) held in the outbox: '
-                    'no subscriber on ~/downlink and ~/downlink/image',
-                    throttle_duration_sec=30.0)
-                return
-            batch = self.queue.begin_publication(pending)
-            messages = [message for release in batch for message in
-                        product_msgs(release, self.queue.release_parts(release))]
-        for description, image in messages:
-            if image is not None:
-                self._image_pub.publish(image)
-            self._downlink_pub.publish(description)
-        self._in_flight = InFlight(batch, time.monotonic() + float(self.settings['ack_timeout_s']))
-
-    def _check_acks(self) -> None:
-        """Commit an acknowledged batch and send the next; give up on it after the timeout."""
-        flight = self._in_flight
-        if flight is None:
-            return
-        now = Duration(seconds=0)
-        if self._downlink_pub.wait_for_all_acked(now) and self._image_pub.wait_for_all_acked(now):
-            with self._lock:
-                self.queue.confirm_sent(flight.releases)
-            self.counters['sent'] += len(flight.releases)
-            self._in_flight = None
-            self._queue_dirty = True
-            self._flush_outbox()
-        elif time.monotonic() > flight.deadline:
-            self.get_logger().warning(
-                f'downlink consumer did not acknowledge {len(flight.releases)} product(s) '
-                f'within {self.settings["ack_timeout_s"]} s; they will be published again')
-            self._in_flight = None
+    def _on_sent(self, count: int) -> None:
+        self.counters['sent'] += count
+        self._queue_dirty = True
 
     def _expire(self) -> None:
         with self._lock:
@@ -393,16 +312,8 @@ class DownlinkNode(LifecycleNode):
         with self._lock:
             summary = self.queue.summary()
             ranked = self.queue.ranked(int(self.settings['queue_publish_limit']))
-        counters = self.counters + self.intake.counters
-        session = {f'session_{name}': count for name, count in sorted(counters.items())}
-        header = Header()
-        header.stamp = self.get_clock().now().to_msg()
-        statuses = [DiagnosticStatus(
-            level=DiagnosticStatus.OK, name=QUEUE_NAME, hardware_id=NODE_NAME,
-            message=f'{summary["queued"]} queued, {summary["outbox"]} awaiting acknowledgement',
-            values=status_values([*summary.items(), *session.items()]))]
-        statuses += [queue_item_status(entry) for entry in ranked]
-        self._queue_pub.publish(DiagnosticArray(header=header, status=statuses))
+        self._queue_pub.publish(queue_msg(self.get_clock().now().to_msg(), NODE_NAME, summary,
+                                          self.counters + self.intake.counters, ranked))
 
 
 def spin_until_finalized(node: DownlinkNode) -> None:

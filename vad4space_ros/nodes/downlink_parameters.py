@@ -1,13 +1,17 @@
 """Parameters of the downlink node: names, defaults, descriptions and ranges (all read-only).
 
-Kept apart from the node so configuration files can be checked without starting anything. The
-policy knobs come from :class:`~vad4space_ros.downlink.policy.DownlinkPolicy`.
+Kept apart from the node so configuration files can be checked without starting anything
+(:func:`check_node_settings` rejects values outside the allowed choices). The policy knobs come
+from :class:`~vad4space_ros.downlink.policy.DownlinkPolicy`.
 """
 from __future__ import annotations
 
 from dataclasses import fields
+from typing import Any
 
 from vad4space_ros.downlink.policy import DownlinkPolicy
+from vad4space_ros.downlink.products import IMAGE_FORMATS
+from vad4space_ros.downlink.schema import SYNCHRONOUS_MODES
 from vad4space_ros.nodes.parameters import ParameterTable, read_only_descriptor
 
 NODE_PARAMETERS: ParameterTable = {
@@ -67,3 +71,15 @@ PARAMETERS: ParameterTable = {
     **{item.name: (item.default, read_only_descriptor(_POLICY_DESCRIPTIONS[item.name]))
        for item in fields(DownlinkPolicy)},
     **NODE_PARAMETERS}
+
+
+def check_node_settings(settings: dict[str, Any]) -> None:
+    """Reject node-level parameter values that cannot work (ValueError)."""
+    choices = [('synchronous', SYNCHRONOUS_MODES), ('image_format', IMAGE_FORMATS),
+               ('thumbnail_format', IMAGE_FORMATS),
+               ('thumbnail_source', ('heatmap', 'image')),
+               ('image_qos', ('sensor_data', 'reliable'))]
+    for name, allowed in choices:
+        if settings[name] not in allowed:
+            raise ValueError(f'parameter {name} must be one of {allowed}, '
+                             f'got {settings[name]!r}')
