@@ -11,7 +11,12 @@ each output carrying the input frame's header:
 - ``~/heatmap`` ``sensor_msgs/Image`` rgb8, the colour-mapped map over the input (for RViz);
 - ``~/score`` ``geometry_msgs/PointStamped``: x = calibrated score, y = raw score, z = threshold;
 - ``~/detection`` ``diagnostic_msgs/DiagnosticArray``: the per-frame detection record
-  (see :mod:`vad4space_ros.nodes.ros_conversions`).
+  (see :mod:`vad4space_ros.nodes.ros_conversions`), with the frame's anomalous regions;
+- ``~/regions`` ``visualization_msgs/ImageMarker``: one box outline per region, best first
+  (see :mod:`vad4space_ros.nodes.region_markers`); the boxes are also drawn on ``~/heatmap``.
+
+Frames are scored in tiles at native resolution (``tile_size``, ``tile_stride``; see
+docs/full_frames.md), and frames above ``max_frame_pixels`` are rejected before decoding.
 
 ``/diagnostics`` gets a status every ``diagnostics_period`` seconds: model loaded, input and
 processing rates, drops, rejected frames, mean inference and receive-to-publish latency.
@@ -43,18 +48,22 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
+from visualization_msgs.msg import ImageMarker
 
 from vad4space_ros.deploy import heatmap
 from vad4space_ros.deploy.artifact import ArtifactError
 from vad4space_ros.deploy.frame_scoring import FrameScorer, Model
 from vad4space_ros.deploy.image_encoding import (
-    array_to_image, decode_compressed, image_to_array, ImageEncodingError, MULTISPECTRAL_BANDS,
-    ScaleOptions)
+    array_to_image, check_frame_size, decode_compressed, image_to_array, ImageEncodingError,
+    MULTISPECTRAL_BANDS, ScaleOptions)
 from vad4space_ros.deploy.loading import load_model
 from vad4space_ros.deploy.records import DetectionRecord
+from vad4space_ros.deploy.regions import draw_regions
+from vad4space_ros.deploy.tiling import TileOptions
 from vad4space_ros.nodes.detector_parameters import PARAMETERS
 from vad4space_ros.nodes.entry_point import run_node
 from vad4space_ros.nodes.parameters import declare_parameters
+from vad4space_ros.nodes.region_markers import region_markers
 from vad4space_ros.nodes.ros_conversions import (
     image_msg_to_raw, raw_to_image_msg, record_to_msg, score_msg, stamp_to_ns)
 
@@ -199,7 +208,13 @@ class DetectorNode(Node):
                 sixteen_bit_max=int(self.get_parameter('sixteen_bit_max').value),
                 float_max=float(self.get_parameter('float_max').value),
                 rgb_bands=self._checked_bands(
-                    self.get_parameter('multispectral_rgb_bands').value)))
+                    self.get_parameter('multispectral_rgb_bands').value)),
+            TileOptions(int(self.get_parameter('tile_size').value),
+                        int(self.get_parameter('tile_stride').value),
+                        int(self.get_parameter('tile_batch_size').value)),
+            int(self.get_parameter('max_regions').value))
+        self._max_frame_pixels = int(self.get_parameter('max_frame_pixels').value)
+        self._marker_count = 0
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.counters = Counters()
@@ -211,6 +226,7 @@ class DetectorNode(Node):
             Image, '~/heatmap', 10, qos_overriding_options=qos_overrides)
         self._score_pub = self.create_publisher(PointStamped, '~/score', 10)
         self._detection_pub = self.create_publisher(DiagnosticArray, '~/detection', 10)
+        self._regions_pub = self.create_publisher(ImageMarker, '~/regions', 10)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._image_sub = self.create_subscription(
             Image, 'image', self._enqueue, qos_profile_sensor_data,
@@ -278,7 +294,7 @@ class DetectorNode(Node):
                 sixteen_bit_max=int(changes.get('sixteen_bit_max',
                                                 current.scale.sixteen_bit_max)),
                 float_max=float(changes.get('float_max', current.scale.float_max)),
-                rgb_bands=bands))
+                rgb_bands=bands), current.tiling, current.max_regions)
         if scorer.detector is not current.detector:
             self.get_logger().info(
                 f'now scoring with {self._describe(scorer)}'
@@ -315,11 +331,11 @@ class DetectorNode(Node):
                 self.get_logger().error(f'inference failed on a frame: {error!r}',
                                         throttle_duration_sec=WARN_THROTTLE_SEC)
 
-    @staticmethod
-    def _decode(message: Image | CompressedImage) -> tuple[np.ndarray, str]:
+    def _decode(self, message: Image | CompressedImage) -> tuple[np.ndarray, str]:
         """Return a message's pixels (HxW or HxWxC, native dtype) and their encoding."""
         if isinstance(message, CompressedImage):
-            return decode_compressed(message.format, message.data)
+            return decode_compressed(message.format, message.data, self._max_frame_pixels)
+        check_frame_size(message.width, message.height, self._max_frame_pixels)
         raw = image_msg_to_raw(message)
         return image_to_array(raw), raw.encoding
 
@@ -335,8 +351,9 @@ class DetectorNode(Node):
             self._map_pub.publish(raw_to_image_msg(
                 array_to_image(prediction.anomaly_map.astype(np.float32), '32FC1'), header))
         if self._publish_heatmap:
-            overlay = heatmap.overlay(scored.display, prediction.anomaly_map, self._alpha,
-                                      scorer.map_range())
+            overlay = draw_regions(heatmap.overlay(
+                scored.display, prediction.anomaly_map, self._alpha,
+                scorer.map_range(scored.calibration)), scored.regions)
             self._heatmap_pub.publish(raw_to_image_msg(array_to_image(overlay, 'rgb8'), header))
         self._score_pub.publish(
             score_msg(header, prediction.score, prediction.raw_score, threshold))
@@ -345,8 +362,12 @@ class DetectorNode(Node):
             raw_score=prediction.raw_score, threshold=threshold,
             is_anomaly=prediction.is_anomaly,
             method=detector.method, model_id=detector.model_id,
-            latency_ms=prediction.latency_ms, embedding=prediction.embedding)
+            latency_ms=prediction.latency_ms, embedding=prediction.embedding,
+            regions=scored.regions)
         self._detection_pub.publish(record_to_msg(record, header))
+        for marker in region_markers(scored.regions, header, self._marker_count):
+            self._regions_pub.publish(marker)
+        self._marker_count = len(scored.regions)
         self.counters.add_processed(
             prediction.latency_ms, (time.monotonic() - frame.received) * 1000.0)
 
