@@ -45,7 +45,7 @@ from vad4space_ros.deploy.loading import load_model
 from vad4space_ros.deploy.strips import score_tiled, StripScorer
 from vad4space_ros.deploy.tiling import calibrate_on_frames, frame_calibration, TileOptions
 from vad4space_ros.evaluation.metrics import image_metrics
-from vad4space_ros.evaluation.resources import peak_rss_mb
+from vad4space_ros.evaluation.resources import peak_rss_mb, rss_mb
 
 RESULTS = Path(__file__).resolve().parent / 'results' / 'full_frames.json'
 FRAME = (1200, 1600)
@@ -169,6 +169,7 @@ def nac_strips(model_path: Path, height: int, width: int, rows_per_strip: int,
                batch: int) -> dict:
     """Stream a generated NAC-size image as strips (run in its own process for peak RSS)."""
     detector = load_model(model_path)
+    loaded_rss = rss_mb()
     tile = int(min(detector.metadata.get('train_image_size') or [227]))
     mosaic = ChipMosaic(width, height, seed=3)
     scorer = StripScorer(detector, width, tile, tile, batch)
@@ -190,6 +191,7 @@ def nac_strips(model_path: Path, height: int, width: int, rows_per_strip: int,
     return {'model': str(model_path), 'width': width, 'height': height, 'tile': tile,
             'rows_per_strip': rows_per_strip, 'tiles': tiles.count, 'seconds': total,
             'seconds_scoring': total - generate_s, 'peak_rss_mb': peak_rss_mb(),
+            'rss_after_model_load_mb': loaded_rss, 'imports_torch': 'torch' in sys.modules,
             'frame_score': float(calibration.normalise(tiles.frame_raw_score))}
 
 
@@ -225,7 +227,11 @@ def table(results: dict) -> str:
         lines += [f'NAC-size strips {nac["width"]}x{nac["height"]} at {nac["tile"]}-px tiles '
                   f'({nac["tiles"]} tiles, {nac["rows_per_strip"]}-row strips): '
                   f'{nac["seconds"]:.0f} s (scoring {nac["seconds_scoring"]:.0f} s; target '
-                  f'<= 60 s), peak RSS {nac["peak_rss_mb"]:.0f} MB (target <= 500 MB).']
+                  f'<= 60 s), peak RSS {nac["peak_rss_mb"]:.0f} MB (target <= 500 MB'
+                  + (f'; {nac["rss_after_model_load_mb"]:.0f} MB already after loading the '
+                     'model' if 'rss_after_model_load_mb' in nac else '')
+                  + ('; the model loader imports torch' if nac.get('imports_torch') else '')
+                  + ').']
     return '\n'.join(lines)
 
 

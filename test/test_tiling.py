@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from vad4space_ros.data.synthetic_frames import mars_frame, mars_tile
+from vad4space_ros.data.synthetic_frames import Box, mars_frame, mars_tile
 from vad4space_ros.deploy.calibration import Calibration
 from vad4space_ros.deploy.frame_scoring import FrameScorer
 from vad4space_ros.deploy.image_encoding import (
@@ -34,6 +34,20 @@ def typical_pool() -> list[np.ndarray]:
     """Return 80 generated typical tiles (RGB view) to build frames from."""
     rng = np.random.default_rng(11)
     return [mars_tile(rng) for _ in range(80)]
+
+
+NOVEL_BOX = Box(x=832, y=576, width=64, height=64)
+
+
+def frame_with_novel_tile(pool: list[np.ndarray]) -> np.ndarray:
+    """Return a 1600x1200 frame of typical tiles with one clearly novel tile at NOVEL_BOX.
+
+    The novel tile is a generated dump pile (seed 0: a large, plainly visible pile).
+    """
+    frame, _ = mars_frame(np.random.default_rng(21), 1200, 1600, None, pool)
+    frame[NOVEL_BOX.y:NOVEL_BOX.y + 64, NOVEL_BOX.x:NOVEL_BOX.x + 64] = mars_tile(
+        np.random.default_rng(0), 'dump-pile')
+    return frame
 
 
 @pytest.fixture(scope='module')
@@ -171,7 +185,7 @@ def test_strips_in_order_give_the_map_and_scores_of_the_whole_image(
 
 def test_novel_tile_in_a_1600x1200_frame_yields_a_region_over_it(
         scorer: FrameScorer, typical_pool: list[np.ndarray]) -> None:
-    frame, box = mars_frame(np.random.default_rng(21), 1200, 1600, 'dump-pile', typical_pool)
+    frame, box = frame_with_novel_tile(typical_pool), NOVEL_BOX
     scored = scorer.score(frame, 'rgb8')
     assert scored.prediction.anomaly_map.shape == (1200, 1600)
     assert scored.prediction.is_anomaly and scored.regions
@@ -201,7 +215,7 @@ def test_normal_frames_stay_below_the_frame_threshold_at_the_configured_rate(
 
 def test_cli_scores_a_big_image_in_tiles_as_json(mars_model: Path, tmp_path: Path,
                                                  typical_pool: list[np.ndarray]) -> None:
-    frame, box = mars_frame(np.random.default_rng(21), 1200, 1600, 'dump-pile', typical_pool)
+    frame, box = frame_with_novel_tile(typical_pool), NOVEL_BOX
     big = tmp_path / 'big.png'
     Image.fromarray(frame).save(big)
     huge = tmp_path / 'huge.png'
@@ -232,7 +246,7 @@ def test_detector_node_publishes_the_region_of_a_novel_tile_over_dds(
     from vad4space_ros.deploy.image_encoding import image_to_array
     from vad4space_ros.nodes.ros_conversions import image_msg_to_raw, msg_to_record
 
-    frame, box = mars_frame(np.random.default_rng(21), 1200, 1600, 'dump-pile', typical_pool)
+    frame, box = frame_with_novel_tile(typical_pool), NOVEL_BOX
     handshake = (np.full((64, 64), 100, np.uint8), 'mono8')
     with detector_session(mars_model, 'rover.yaml', handshake, compressed=False) as session:
         markers = session.ros.collect(ImageMarker, f'{NODE}/regions')

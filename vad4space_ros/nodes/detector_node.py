@@ -48,7 +48,6 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
-from visualization_msgs.msg import ImageMarker
 
 from vad4space_ros.deploy import heatmap
 from vad4space_ros.deploy.artifact import ArtifactError
@@ -66,6 +65,7 @@ from vad4space_ros.nodes.parameters import declare_parameters
 from vad4space_ros.nodes.region_markers import region_markers
 from vad4space_ros.nodes.ros_conversions import (
     image_msg_to_raw, raw_to_image_msg, record_to_msg, score_msg, stamp_to_ns)
+from visualization_msgs.msg import ImageMarker
 
 NODE_NAME = 'vad4space_detector'
 WARN_THROTTLE_SEC = 5.0

@@ -18,9 +18,9 @@ from __future__ import annotations
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA, Header
-from visualization_msgs.msg import ImageMarker
 
 from vad4space_ros.deploy.records import Region
+from visualization_msgs.msg import ImageMarker
 
 MARKER_NAMESPACE = 'vad4space/regions'
 
