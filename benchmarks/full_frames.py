@@ -3,7 +3,7 @@
 All images are SYNTHETIC (vad4space_ros/data/synthetic_frames.py):
 
 - **Mars frames** (``--model``, fitted on 64x64 generated typical tiles): 1600x1200 mosaics of
-  generated typical tiles (drawn from a pool of ``--pool`` rendered tiles, rotated/mirrored),
+  generated typical tiles (each rendered afresh, or drawn from a pool with ``--pool``),
   half of them with one generated novel tile (a class visible in RGB) at a random grid cell.
   Whole-frame resize (``tile_size`` 0) and tiled scoring (64-px tiles) side by side: frame
   AUROC, localisation hit rate (the frame's most anomalous place, i.e. the best tile or the map's
@@ -66,8 +66,9 @@ def mars_accuracy(model_path: Path, frames: int, extra_normal: int, pool_size: i
     """Score Mars frames whole and tiled; return AUROC, hit rate, false alarms, detections."""
     detector = load_model(model_path)
     rng = np.random.default_rng(seed)
-    log(f'rendering {pool_size} typical tiles for the frame pool')
-    pool = [mars_tile(rng) for _ in range(pool_size)]
+    log(f'rendering {pool_size} typical tiles for the frame pool' if pool_size else
+        'every frame gets freshly rendered typical tiles')
+    pool = [mars_tile(rng) for _ in range(pool_size)] or None
     whole = FrameScorer(detector, tiling=TileOptions(tile_size=0))
     rows = []
     total = frames + extra_normal
@@ -159,7 +160,8 @@ def speed(model_path: Path, tile: int, batch_sizes: list[int], seed: int) -> dic
             detector.infer(sample[first:first + batch])
         per_batch[batch] = len(sample) / (time.perf_counter() - start)
         log(f'batch {batch}: {per_batch[batch]:.0f} tiles/s')
-    return {'model': str(model_path), 'tile': tile, 'tiles_per_frame': tiles.count,
+    return {'model': str(model_path), 'model_input': list(detector.input_size), 'tile': tile,
+            'tiles_per_frame': tiles.count,
             'frame_seconds_median': statistics.median(frame_seconds),
             'batch': best_batch, 'tiles_per_second_by_batch': per_batch,
             'threads': os.environ.get('OMP_NUM_THREADS', 'all cores (onnxruntime default)')}
@@ -195,6 +197,21 @@ def nac_strips(model_path: Path, height: int, width: int, rows_per_strip: int,
             'frame_score': float(calibration.normalise(tiles.frame_raw_score))}
 
 
+def example_png(model_path: Path, output: Path, seed: int) -> None:
+    """Save one tiled frame with a novel tile: frame | heatmap with regions, as a PNG."""
+    from PIL import Image
+
+    from vad4space_ros.deploy.heatmap import overlay
+    from vad4space_ros.deploy.regions import draw_regions
+    scorer = FrameScorer(load_model(model_path), tiling=TileOptions())
+    frame, box = mars_frame(np.random.default_rng(seed), *FRAME, 'dump-pile')
+    scored = scorer.score(frame, 'rgb8')
+    heat = draw_regions(overlay(frame, scored.prediction.anomaly_map, 0.45,
+                                scorer.map_range(scored.calibration)), scored.regions)
+    Image.fromarray(np.concatenate([frame, heat], axis=1)).save(output)
+    log(f'wrote {output}: novel tile at {box}, regions {scored.regions}')
+
+
 def table(results: dict) -> str:
     """Return the README-ready markdown table of the results."""
     lines = []
@@ -216,12 +233,13 @@ def table(results: dict) -> str:
             f'| tiled, threshold fitted on normal frames | (same) | (same) '
             f'| {tiled["fitted_false_alarm_rate"]:.0%} | {tiled["fitted_detection_rate"]:.0%} '
             '| |', '']
-    fast = results.get('speed')
-    if fast:
+    for fast in results.get('speed', {}).values():
         by_batch = ', '.join(f'{b}: {v:.0f}' for b, v in fast['tiles_per_second_by_batch'].items())
-        lines += [f'Speed: 1600x1200 at {fast["tile"]}-px tiles ({fast["tiles_per_frame"]} '
-                  f'tiles, batch {fast["batch"]}): {fast["frame_seconds_median"]:.2f} s '
-                  f'(target <= 1 s); tiles/s by batch size: {by_batch}.', '']
+        lines += [f'Speed ({Path(fast["model"]).name}, model input '
+                  f'{"x".join(map(str, fast["model_input"]))}): 1600x1200 at {fast["tile"]}-px '
+                  f'tiles ({fast["tiles_per_frame"]} tiles, batch {fast["batch"]}): '
+                  f'{fast["frame_seconds_median"]:.2f} s (target <= 1 s); tiles/s by batch '
+                  f'size: {by_batch}.', '']
     nac = results.get('nac')
     if nac:
         lines += [f'NAC-size strips {nac["width"]}x{nac["height"]} at {nac["tile"]}-px tiles '
@@ -244,7 +262,9 @@ def main() -> int:
     parser.add_argument('--frames', type=int, default=24, help='frames for AUROC (half novel)')
     parser.add_argument('--extra-normal', type=int, default=16,
                         help='more normal frames for the false-alarm rate')
-    parser.add_argument('--pool', type=int, default=400, help='rendered typical tiles')
+    parser.add_argument('--pool', type=int, default=0,
+                        help='draw typical tiles from a pool of this many rendered tiles '
+                             '(faster; frames then share tiles); 0: render every tile')
     parser.add_argument('--tile', type=int, default=64)
     parser.add_argument('--batch', type=int, default=32)
     parser.add_argument('--batch-sizes', default='1,4,16,32,64')
@@ -252,8 +272,13 @@ def main() -> int:
     parser.add_argument('--strip-rows', type=int, default=1024)
     parser.add_argument('--seed', type=int, default=7)
     parser.add_argument('--output', type=Path, default=RESULTS)
+    parser.add_argument('--example', type=Path,
+                        help='only save one scored frame (frame | heatmap + regions) as PNG')
     parser.add_argument('--nac-only', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.example:
+        example_png(args.model, args.example, args.seed)
+        return 0
     if args.nac_only:
         print(json.dumps(nac_strips(args.lroc_model, args.nac_height, NAC[1], args.strip_rows,
                                     args.batch)))
@@ -264,8 +289,9 @@ def main() -> int:
         results['mars'] = mars_accuracy(args.model, args.frames, args.extra_normal, args.pool,
                                         args.tile, args.batch, args.seed)
     if args.speed_model:
-        results['speed'] = speed(args.speed_model, args.tile,
-                                 [int(b) for b in args.batch_sizes.split(',')], args.seed)
+        results.setdefault('speed', {})[args.speed_model.name] = speed(
+            args.speed_model, args.tile, [int(b) for b in args.batch_sizes.split(',')],
+            args.seed)
     if args.lroc_model:
         log('NAC strips in a subprocess (its own peak RSS)')
         command = [sys.executable, __file__, '--nac-only', '--lroc-model', str(args.lroc_model),
