@@ -198,7 +198,7 @@ def nac_strips(model_path: Path, height: int, width: int, rows_per_strip: int,
 
 
 def example_png(model_path: Path, output: Path, seed: int) -> None:
-    """Save one tiled frame with a novel tile: frame | heatmap with regions, as a PNG."""
+    """Save one tiled frame with a novel tile (frame | heatmap with regions) at half size."""
     from PIL import Image
 
     from vad4space_ros.deploy.heatmap import overlay
@@ -208,7 +208,9 @@ def example_png(model_path: Path, output: Path, seed: int) -> None:
     scored = scorer.score(frame, 'rgb8')
     heat = draw_regions(overlay(frame, scored.prediction.anomaly_map, 0.45,
                                 scorer.map_range(scored.calibration)), scored.regions)
-    Image.fromarray(np.concatenate([frame, heat], axis=1)).save(output)
+    side_by_side = Image.fromarray(np.concatenate([frame, heat], axis=1))
+    side_by_side.resize((side_by_side.width // 2, side_by_side.height // 2),
+                        Image.Resampling.LANCZOS).save(output, quality=88)  # half size
     log(f'wrote {output}: novel tile at {box}, regions {scored.regions}')
 
 
@@ -273,7 +275,7 @@ def main() -> int:
     parser.add_argument('--seed', type=int, default=7)
     parser.add_argument('--output', type=Path, default=RESULTS)
     parser.add_argument('--example', type=Path,
-                        help='only save one scored frame (frame | heatmap + regions) as PNG')
+                        help='only save one scored frame (frame | heatmap + regions), e.g. .jpg')
     parser.add_argument('--nac-only', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.example:

@@ -215,7 +215,9 @@ def test_normal_frames_stay_below_the_frame_threshold_at_the_configured_rate(
 
 def test_cli_scores_a_big_image_in_tiles_as_json(mars_model: Path, tmp_path: Path,
                                                  typical_pool: list[np.ndarray]) -> None:
-    frame, box = frame_with_novel_tile(typical_pool), NOVEL_BOX
+    """A 640x480 crop keeps the subprocess short; the 1600x1200 frame is scored above."""
+    frame = frame_with_novel_tile(typical_pool)[384:864, 512:1152]
+    box = Box(NOVEL_BOX.x - 512, NOVEL_BOX.y - 384, 64, 64)
     big = tmp_path / 'big.png'
     Image.fromarray(frame).save(big)
     huge = tmp_path / 'huge.png'
@@ -226,7 +228,7 @@ def test_cli_scores_a_big_image_in_tiles_as_json(mars_model: Path, tmp_path: Pat
                             timeout=600)
     assert result.returncode == 1, result.stderr[-3000:]   # huge.png is refused
     scored, refused = (json.loads(line) for line in result.stdout.splitlines())
-    assert scored['tile_size'] == 64 and (scored['width'], scored['height']) == (1600, 1200)
+    assert scored['tile_size'] == 64 and (scored['width'], scored['height']) == (640, 480)
     assert scored['is_anomaly'] and scored['regions']
     top = scored['regions'][0]
     assert set(top) == {'x', 'y', 'width', 'height', 'score'}
