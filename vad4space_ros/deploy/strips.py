@@ -3,11 +3,12 @@
 :class:`StripScorer` takes an image as consecutive blocks of rows (strips) and scores it as one
 continuous image on the grid of :mod:`.tiling`: a row of tiles is scored as soon as the rows
 it covers have arrived, each tile exactly once (tiles straddling two strips included), and map
-rows no later tile can reach are handed back at once and forgotten. It holds at most
-``tile + stride`` image rows and the pending map rows, never the whole image, so a
-5,064 x 52,224 orbiter image needs a few MB. The last tile row is moved to the bottom edge when
-the image ends (:meth:`StripScorer.finish`), as for a whole frame, so strips fed in order give
-the same map and tile scores as :func:`score_tiled` on the whole image.
+rows no later tile can reach are handed back at once and forgotten. It holds the current strip
+plus at most ``tile`` earlier image rows and the pending map rows (float32 sum and weight),
+never the whole image: for 5,064-px-wide, 1,024-row strips at 227-px tiles about 70 MB. The
+last tile row is moved to the bottom edge when the image ends (:meth:`StripScorer.finish`), as
+for a whole frame, so strips fed in order give the same map and tile scores as
+:func:`score_tiled` on the whole image.
 
 Tiles go to the detector ``batch_size`` at a time: one ``detector.infer`` call (one ONNX
 Runtime run) per batch.
