@@ -1,4 +1,8 @@
-"""``vad4space fit`` and ``vad4space score``: fit a method on a folder, score images."""
+"""``vad4space fit`` and ``vad4space score``: fit a method on a folder, score images.
+
+``vad4space score --model M --tile 64 --json big.png`` scores a frame of any size in tiles at
+native resolution (docs/full_frames.md) and prints one JSON object per image.
+"""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +12,7 @@ from typing import Any
 
 from vad4space_ros.catalog import BACKBONE_NAMES, METHOD_NAMES, WEIGHT_SOURCES
 from vad4space_ros.data.samples import BANDS_SUFFIX, IMAGE_SUFFIXES, load_rgb
+from vad4space_ros.deploy.image_encoding import DEFAULT_MAX_FRAME_PIXELS
 
 IMAGE_FILES = IMAGE_SUFFIXES + (BANDS_SUFFIX,)
 
@@ -99,20 +104,67 @@ def run_fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_score(args: argparse.Namespace) -> int:
-    """Print the calibrated score of each image (file or folder)."""
+def _checked_size(path: Path, max_pixels: int) -> None:
+    """Refuse an image above ``max_pixels`` from its header, before reading its pixels."""
+    from vad4space_ros.deploy.image_encoding import check_frame_size, compressed_dimensions
+    if path.suffix.lower() == BANDS_SUFFIX:
+        import numpy as np
+        height, width = np.load(path, mmap_mode='r').shape[:2]
+    else:
+        width, height = compressed_dimensions(path)
+    check_frame_size(width, height, max_pixels)
+
+
+def score_image(scorer, path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Score one image file; return its JSON-ready result (score, regions best first)."""
+    from dataclasses import asdict
+
     from vad4space_ros.data.samples import load_bands
+    _checked_size(path, args.max_frame_pixels)
+    if scorer.is_fused_model:
+        prediction = scorer.model.predict(load_bands(path), threshold=args.threshold)
+        regions, height, width = [], *prediction.anomaly_map.shape
+    else:
+        scored = scorer.score(load_rgb(path), 'rgb8', args.threshold)
+        prediction, regions = scored.prediction, scored.regions
+        height, width = scored.display.shape[:2]
+    grid = scorer.tile_grid
+    return {'image': str(path), 'width': width, 'height': height,
+            'score': round(prediction.score, 6), 'raw_score': round(prediction.raw_score, 6),
+            'is_anomaly': bool(prediction.is_anomaly), 'threshold': args.threshold,
+            'tile_size': grid[0] if grid else 0, 'tile_stride': grid[1] if grid else 0,
+            'model_id': scorer.detector.model_id,
+            'regions': [{key: round(value, 6) if isinstance(value, float) else value
+                         for key, value in asdict(region).items()} for region in regions]}
+
+
+def run_score(args: argparse.Namespace) -> int:
+    """Print the calibrated score of each image (file or folder); 1 if any image failed."""
+    from vad4space_ros.deploy.frame_scoring import FrameScorer
     from vad4space_ros.deploy.loading import load_model
-    from vad4space_ros.deploy.spectral import FusedDetector
-    detector = load_model(args.model)
-    load = load_bands if isinstance(detector, FusedDetector) else load_rgb
+    from vad4space_ros.deploy.tiling import TileOptions
+    scorer = FrameScorer(load_model(args.model),
+                         tiling=TileOptions(args.tile, args.stride, args.tile_batch),
+                         max_regions=args.max_regions)
     files = [f for target in args.images
              for f in (image_files(target) if Path(target).is_dir() else [Path(target)])]
-    print(f'{"score":>8} {"anomaly":>7}  image')
+    if not args.json:
+        print(f'{"score":>8} {"anomaly":>7} {"regions":>7}  image')
+    failed = 0
     for path in files:
-        prediction = detector.predict(load(path), threshold=args.threshold)
-        print(f'{prediction.score:8.3f} {str(prediction.is_anomaly):>7}  {path}')
-    return 0
+        try:
+            result = score_image(scorer, path, args)
+        except (OSError, ValueError) as error:  # unreadable, too big, bad layout: next image
+            failed += 1
+            result = {'image': str(path), 'error': str(error)}
+        if args.json:
+            print(json.dumps(result), flush=True)
+        elif 'error' in result:
+            print(f'{"-":>8} {"-":>7} {"-":>7}  {path}: {result["error"]}')
+        else:
+            print(f'{result["score"]:8.3f} {str(result["is_anomaly"]):>7} '
+                  f'{len(result["regions"]):7d}  {path}')
+    return 1 if failed else 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -135,5 +187,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     score = subparsers.add_parser('score', help='score images with a fitted model')
     score.add_argument('--model', required=True)
     score.add_argument('--threshold', type=float, default=0.5, help='calibrated threshold')
+    score.add_argument('--tile', type=int, default=-1,
+                       help="tile side in pixels at native resolution; -1: the model's "
+                            'training image size (whole image if unknown); 0: resize the '
+                            'whole image (see docs/full_frames.md)')
+    score.add_argument('--stride', type=int, default=0,
+                       help='pixels between tiles (0: the tile side, no overlap)')
+    score.add_argument('--tile-batch', type=int, default=16, help='tiles per model call')
+    score.add_argument('--max-regions', type=int, default=5,
+                       help='regions listed per image, best first')
+    score.add_argument('--max-frame-pixels', type=int, default=DEFAULT_MAX_FRAME_PIXELS,
+                       help='refuse larger images, read from the file header before decoding '
+                            '(0: no limit)')
+    score.add_argument('--json', action='store_true',
+                       help='one JSON object per image: score, regions [{x, y, width, height, '
+                            'score}] best first')
     score.add_argument('images', nargs='+', help='image files or folders')
     score.set_defaults(func=run_score)

@@ -17,20 +17,34 @@ The detector node decodes a frame (:mod:`.image_encoding`) and hands the pixels 
 
 The published score and map are those of :attr:`FrameScorer.detector`: the fused ones, or the
 RGB branch's (its own model id, without ``+rx``) when fusion is switched off.
+
+**Tiling** (:attr:`FrameScorer.tiling`, see :mod:`.tiling`): a plain or exported model scores
+the frame in tiles at native resolution (by default the size of its training images, metadata
+``train_image_size``); the score is the maximum over the tiles on the frame-level calibration
+for that tile count, and the regions come from the tile grid (:func:`.regions.tile_regions`).
+Without tiling the whole frame is resized to the model input and regions come from the map
+(:func:`.regions.map_regions`). Fused models always score whole frames.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import time
 
 import numpy as np
 
-from vad4space_ros.deploy.calibration import CALIBRATED_THRESHOLD
+from vad4space_ros.deploy.calibration import CALIBRATED_THRESHOLD, Calibration
 from vad4space_ros.deploy.detector import Prediction
 from vad4space_ros.deploy.heatmap import map_range_from_calibration
 from vad4space_ros.deploy.image_encoding import (
     ENCODINGS, ImageEncodingError, MULTISPECTRAL_BANDS, ScaleOptions, to_rgb8)
 from vad4space_ros.deploy.loading import Model
+from vad4space_ros.deploy.records import Region
+from vad4space_ros.deploy.regions import map_regions, tile_regions
 from vad4space_ros.deploy.spectral import bands_to_rgb, FusedDetector
+from vad4space_ros.deploy.strips import score_tiled
+from vad4space_ros.deploy.tiling import frame_calibration, TileOptions
+
+DEFAULT_MAX_REGIONS = 5
 
 
 def band_cube(pixels: np.ndarray, encoding: str, options: ScaleOptions) -> np.ndarray:
@@ -53,10 +67,16 @@ def band_cube(pixels: np.ndarray, encoding: str, options: ScaleOptions) -> np.nd
 
 @dataclass(frozen=True)
 class ScoredFrame:
-    """One frame's prediction and the uint8 image (grey or RGB) to draw the heatmap over."""
+    """One frame's prediction, its ranked regions and the uint8 image to draw the heatmap over.
+
+    ``calibration`` is the one the score was computed with: the model's for whole frames, the
+    frame-level one for the tile count in tiled mode (the heatmap range follows it).
+    """
 
     prediction: Prediction
     display: np.ndarray
+    regions: list[Region] = field(default_factory=list)
+    calibration: Calibration | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +86,8 @@ class FrameScorer:
     model: Model
     spectral_fusion: bool = True
     scale: ScaleOptions = field(default_factory=ScaleOptions)
+    tiling: TileOptions = field(default_factory=lambda: TileOptions(tile_size=0))
+    max_regions: int = DEFAULT_MAX_REGIONS
 
     @property
     def is_fused_model(self) -> bool:
@@ -84,13 +106,26 @@ class FrameScorer:
             return self.model.rgb
         return self.model
 
+    @property
+    def tile_grid(self) -> tuple[int, int] | None:
+        """Return (tile side, stride) used on frames, or None when frames are scored whole."""
+        if self.is_fused_model:
+            return None
+        return self.tiling.resolve(self.model.metadata)
+
     def score(self, pixels: np.ndarray, encoding: str,
               threshold: float = CALIBRATED_THRESHOLD) -> ScoredFrame:
         """Score decoded pixels of ``encoding``; raise ImageEncodingError for unusable frames."""
         model = self.model
         if not isinstance(model, FusedDetector):
             image = to_rgb8(pixels, encoding, self.scale)
-            return ScoredFrame(model.predict(image, threshold), image)
+            grid = self.tile_grid
+            if grid is not None:
+                return self._score_tiled(image, threshold, *grid)
+            prediction = model.predict(image, threshold)
+            return ScoredFrame(prediction, image, map_regions(
+                prediction.anomaly_map, model.calibration, threshold, self.max_regions),
+                model.calibration)
         if ENCODINGS.get(encoding, (None, 0))[1] != MULTISPECTRAL_BANDS:
             raise ImageEncodingError(
                 f'model {model.model_id} is a 6-band fused model (vad4space fit '
@@ -102,13 +137,40 @@ class FrameScorer:
             return ScoredFrame(model.predict(cube, threshold), rgb_view)
         return ScoredFrame(model.rgb.predict(rgb_view, threshold), rgb_view)
 
-    def map_range(self) -> tuple[float, float]:
+    def _score_tiled(self, image: np.ndarray, threshold: float, tile: int,
+                     stride: int) -> ScoredFrame:
+        """Score an RGB/grey uint8 frame in tiles on the frame-level calibration."""
+        start = time.perf_counter()
+        anomaly_map, tiles = score_tiled(self.model, image, tile, stride,
+                                         self.tiling.batch_size)
+        calibration = frame_calibration(self.model.calibration, tiles.count)
+        raw = tiles.frame_raw_score
+        score = float(calibration.normalise(raw))
+        prediction = Prediction(
+            score=score, raw_score=raw, is_anomaly=score >= threshold, anomaly_map=anomaly_map,
+            embedding=tiles.best_embedding,
+            latency_ms=(time.perf_counter() - start) * 1000.0)
+        regions = tile_regions(tiles, calibration, threshold, self.max_regions)
+        return ScoredFrame(prediction, image, regions, calibration)
+
+    def describe(self) -> str:
+        """Return a one-line description of the model and how frames feed it (for logs)."""
+        detector = self.detector
+        if self.fusing:
+            mode = ', 6-band spectral fusion: needs 8UC6/16UC6/32FC6 frames'
+        elif self.is_fused_model:
+            mode = ', fused model with spectral_fusion off: RGB branch on 6-band frames'
+        else:
+            mode = ''
+        return f'model {detector.model_id} ({detector.method}/{detector.backbone}{mode})'
+
+    def map_range(self, calibration: Calibration | None = None) -> tuple[float, float]:
         """Return the heatmap range: typical normal blue, threshold green (see :mod:`.heatmap`).
 
         A fused map is already on the calibrated scale (0 = typical, 0.5 = threshold); a plain
-        map is raw, placed by the model's calibration.
+        map is raw, placed by ``calibration`` (a scored frame's; default the model's).
         """
         if self.fusing:
             return map_range_from_calibration(CALIBRATED_THRESHOLD, 0.0)
-        calibration = self.detector.calibration
+        calibration = calibration or self.detector.calibration
         return map_range_from_calibration(calibration.threshold, calibration.center)

@@ -29,12 +29,22 @@ the default ``(0, 1, 2)`` uses the broadband colour bands.
 Every malformed input raises :class:`ImageEncodingError` (a ``ValueError``) naming the problem:
 zero size, unknown encoding, ``step`` smaller than a row, ``data`` length different from
 ``step * height``, NaN/inf in float images, undecodable compressed bytes.
+
+**Frame size limit.** :func:`check_frame_size` refuses frames of more than ``max_pixels``
+pixels with :class:`FrameTooLargeError`. Raw frames are checked from the message's ``width`` and
+``height``; compressed ones from their header (:func:`compressed_dimensions`, Pillow's lazy
+``Image.open``) *before* anything is decoded, so a small PNG that would decode to 10000x10000
+costs nothing.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+import io
+from pathlib import Path
+import warnings
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 MULTISPECTRAL_BANDS = 6
 DEFAULT_RGB_BANDS = (0, 1, 2)
@@ -61,8 +71,36 @@ ENCODINGS: dict[str, tuple[np.dtype, int]] = {
 }
 
 
+DEFAULT_MAX_FRAME_PIXELS = 25_000_000  # 5,000 x 5,000; a 1600x1200 frame is 1.9 M
+
+
 class ImageEncodingError(ValueError):
     """An image message cannot be converted (bad size, layout, encoding or values)."""
+
+
+class FrameTooLargeError(ImageEncodingError):
+    """A frame has more pixels than the configured limit (checked before decoding)."""
+
+
+def check_frame_size(width: int, height: int, max_pixels: int) -> None:
+    """Raise FrameTooLargeError when ``width * height`` exceeds ``max_pixels`` (0: no limit)."""
+    if max_pixels > 0 and width * height > max_pixels:
+        raise FrameTooLargeError(
+            f'frame of {width}x{height} = {width * height:,} pixels exceeds max_frame_pixels '
+            f'{max_pixels:,}; send it as strips or raise the limit')
+
+
+def compressed_dimensions(source: bytes | str | Path) -> tuple[int, int]:
+    """Return (width, height) of JPEG/PNG bytes or file from the header alone (no decoding)."""
+    try:
+        with warnings.catch_warnings():  # the size check below is the warning that matters
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+                return image.size
+    except Image.DecompressionBombError as error:
+        raise FrameTooLargeError(f'compressed frame header: {error}') from None
+    except (OSError, UnidentifiedImageError, SyntaxError) as error:
+        raise ImageEncodingError(f'cannot read the compressed image header: {error}') from None
 
 
 @dataclass
@@ -177,12 +215,14 @@ _JPEG_MAGIC = b'\xff\xd8\xff'
 _PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 
 
-def decode_compressed(image_format: str, data: bytes) -> tuple[np.ndarray, str]:
+def decode_compressed(image_format: str, data: bytes,
+                      max_pixels: int = 0) -> tuple[np.ndarray, str]:
     """Decode ``sensor_msgs/CompressedImage`` bytes (JPEG or PNG) to (pixels, encoding).
 
     The format string is informational (``jpeg``, ``png``, ``bgr8; jpeg compressed bgr8``);
     the container is recognised from its magic bytes. ``compressedDepth`` PNGs (depth images
-    with an extra header) are not camera images and are rejected.
+    with an extra header) are not camera images and are rejected. With ``max_pixels`` > 0 the
+    header's dimensions are checked first (:func:`check_frame_size`).
     """
     import cv2
 
@@ -194,6 +234,8 @@ def decode_compressed(image_format: str, data: bytes) -> tuple[np.ndarray, str]:
     if not (data.startswith(_JPEG_MAGIC) or data.startswith(_PNG_MAGIC)):
         raise ImageEncodingError(
             f'compressed image (format {image_format!r}) is neither JPEG nor PNG')
+    if max_pixels > 0:
+        check_frame_size(*compressed_dimensions(data), max_pixels)
     decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if decoded is None or decoded.size == 0:
         raise ImageEncodingError(

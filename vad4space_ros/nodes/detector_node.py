@@ -15,6 +15,10 @@ and publishes ``~/anomaly_map`` (32FC1), ``~/heatmap`` (rgb8), ``~/score`` (Poin
 calibrated score, y = raw score, z = threshold) and ``~/detection`` (the detection record as a
 DiagnosticArray), each with the input frame's header, plus ``/diagnostics`` periodically. Bad
 frames are counted as rejected with a throttled warning; the node keeps going.
+``~/regions`` (``visualization_msgs/ImageMarker``, one box outline per anomalous region, best
+first) carries the regions that are also in the record and drawn on ``~/heatmap``. Frames are
+scored in tiles at native resolution (``tile_size``, ``tile_stride``; docs/full_frames.md);
+frames above ``max_frame_pixels`` are rejected before decoding.
 
 ``model_path`` may name a plain model, an exported ``.onnx`` file or a 6-band fused model
 (:class:`~vad4space_ros.deploy.frame_scoring.FrameScorer` feeds each what it needs). At run
@@ -29,7 +33,7 @@ import threading
 import time
 from typing import Any
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
@@ -46,16 +50,22 @@ from vad4space_ros.deploy import heatmap
 from vad4space_ros.deploy.artifact import ArtifactError
 from vad4space_ros.deploy.frame_scoring import FrameScorer, Model
 from vad4space_ros.deploy.image_encoding import (
-    array_to_image, decode_compressed, image_to_array, ImageEncodingError, ScaleOptions)
+    array_to_image, check_frame_size, decode_compressed, image_to_array, ImageEncodingError,
+    ScaleOptions)
 from vad4space_ros.deploy.loading import load_model
 from vad4space_ros.deploy.records import DetectionRecord
+from vad4space_ros.deploy.regions import draw_regions
+from vad4space_ros.deploy.tiling import TileOptions
 from vad4space_ros.nodes.detector_parameters import checked_bands, checked_transport, PARAMETERS
+from vad4space_ros.nodes.detector_status import detector_status
 from vad4space_ros.nodes.entry_point import run_node
 from vad4space_ros.nodes.frame_queue import Counters, Frame, NewestFrameQueue
 from vad4space_ros.nodes.model_access import allowed_model_path
 from vad4space_ros.nodes.parameters import declare_parameters
+from vad4space_ros.nodes.region_markers import region_markers
 from vad4space_ros.nodes.ros_conversions import (
     image_msg_to_raw, raw_to_image_msg, record_to_msg, score_msg, stamp_to_ns)
+from visualization_msgs.msg import ImageMarker
 
 NODE_NAME = 'vad4space_detector'
 WARN_THROTTLE_SEC = 5.0
@@ -110,7 +120,11 @@ class DetectorNode(LifecycleNode):
                     sixteen_bit_max=int(self.get_parameter('sixteen_bit_max').value),
                     float_max=float(self.get_parameter('float_max').value),
                     rgb_bands=checked_bands(
-                        self.get_parameter('multispectral_rgb_bands').value)))
+                        self.get_parameter('multispectral_rgb_bands').value)),
+                TileOptions(int(self.get_parameter('tile_size').value),
+                            int(self.get_parameter('tile_stride').value),
+                            int(self.get_parameter('tile_batch_size').value)),
+                int(self.get_parameter('max_regions').value))
         except (StartupError, ValueError) as error:
             self._configure_error = str(error)
             self.get_logger().error(f'configure failed, still unconfigured: {error}')
@@ -119,6 +133,8 @@ class DetectorNode(LifecycleNode):
         self._publish_heatmap = bool(self.get_parameter('publish_heatmap').value)
         self._publish_map = bool(self.get_parameter('publish_map').value)
         self._alpha = float(self.get_parameter('heatmap_alpha').value)
+        self._max_frame_pixels = int(self.get_parameter('max_frame_pixels').value)
+        self._marker_count = 0
         qos_overrides = QoSOverridingOptions.with_default_policies()
         self._map_pub = self.create_lifecycle_publisher(
             Image, '~/anomaly_map', 10, qos_overriding_options=qos_overrides)
@@ -128,9 +144,10 @@ class DetectorNode(LifecycleNode):
             CameraInfo, '~/camera_info', 10, qos_overriding_options=qos_overrides)
         self._score_pub = self.create_lifecycle_publisher(PointStamped, '~/score', 10)
         self._detection_pub = self.create_lifecycle_publisher(DiagnosticArray, '~/detection', 10)
+        self._regions_pub = self.create_lifecycle_publisher(ImageMarker, '~/regions', 10)
         self._diagnostics_pub = self.create_lifecycle_publisher(
             DiagnosticArray, '/diagnostics', 10)
-        self.get_logger().info(f'configured: {self._describe(self._scorer)} loaded from '
+        self.get_logger().info(f'configured: {self._scorer.describe()} loaded from '
                                f'{model_path}')
         return super().on_configure(state)
 
@@ -220,17 +237,6 @@ class DetectorNode(LifecycleNode):
         except (ArtifactError, OSError, ValueError) as error:
             raise StartupError(f'cannot load model {model_path!r}: {error}') from error
 
-    @staticmethod
-    def _describe(scorer: FrameScorer) -> str:
-        detector = scorer.detector
-        if scorer.fusing:
-            mode = ', 6-band spectral fusion: needs 8UC6/16UC6/32FC6 frames'
-        elif scorer.is_fused_model:
-            mode = ', fused model with spectral_fusion off: RGB branch on 6-band frames'
-        else:
-            mode = ''
-        return f'model {detector.model_id} ({detector.method}/{detector.backbone}{mode})'
-
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         """Validate the changes of one request; apply all of them or none.
 
@@ -259,10 +265,10 @@ class DetectorNode(LifecycleNode):
                 sixteen_bit_max=int(changes.get('sixteen_bit_max',
                                                 current.scale.sixteen_bit_max)),
                 float_max=float(changes.get('float_max', current.scale.float_max)),
-                rgb_bands=bands))
+                rgb_bands=bands), current.tiling, current.max_regions)
         if scorer.detector is not current.detector:
             self.get_logger().info(
-                f'now scoring with {self._describe(scorer)}'
+                f'now scoring with {scorer.describe()}'
                 + (f' loaded from {changes["model_path"]}' if 'model_path' in changes else ''))
         self._scorer = scorer
         self._threshold = float(changes.get('threshold', self._threshold))
@@ -303,11 +309,11 @@ class DetectorNode(LifecycleNode):
                 self.get_logger().error(f'inference failed on a frame: {error!r}',
                                         throttle_duration_sec=WARN_THROTTLE_SEC)
 
-    @staticmethod
-    def _decode(message: Image | CompressedImage) -> tuple[np.ndarray, str]:
+    def _decode(self, message: Image | CompressedImage) -> tuple[np.ndarray, str]:
         """Return a message's pixels (HxW or HxWxC, native dtype) and their encoding."""
         if isinstance(message, CompressedImage):
-            return decode_compressed(message.format, message.data)
+            return decode_compressed(message.format, message.data, self._max_frame_pixels)
+        check_frame_size(message.width, message.height, self._max_frame_pixels)
         raw = image_msg_to_raw(message)
         return image_to_array(raw), raw.encoding
 
@@ -323,8 +329,9 @@ class DetectorNode(LifecycleNode):
             self._map_pub.publish(raw_to_image_msg(
                 array_to_image(prediction.anomaly_map.astype(np.float32), '32FC1'), header))
         if self._publish_heatmap:
-            overlay = heatmap.overlay(scored.display, prediction.anomaly_map, self._alpha,
-                                      scorer.map_range())
+            overlay = draw_regions(heatmap.overlay(
+                scored.display, prediction.anomaly_map, self._alpha,
+                scorer.map_range(scored.calibration)), scored.regions)
             self._heatmap_pub.publish(raw_to_image_msg(array_to_image(overlay, 'rgb8'), header))
         camera_info = self._camera_info
         if camera_info is not None and (self._publish_map or self._publish_heatmap):
@@ -338,34 +345,20 @@ class DetectorNode(LifecycleNode):
             raw_score=prediction.raw_score, threshold=threshold,
             is_anomaly=prediction.is_anomaly,
             method=detector.method, model_id=detector.model_id,
-            latency_ms=prediction.latency_ms, embedding=prediction.embedding)
+            latency_ms=prediction.latency_ms, embedding=prediction.embedding,
+            regions=scored.regions)
         self._detection_pub.publish(record_to_msg(record, header))
+        for marker in region_markers(scored.regions, header, self._marker_count):
+            self._regions_pub.publish(marker)
+        self._marker_count = len(scored.regions)
         self.counters.add_processed(
             prediction.latency_ms, (time.monotonic() - frame.received) * 1000.0)
 
     # ----------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
         totals, period = self.counters.snapshot()
-        scorer = self._scorer
-        detector = scorer.detector
-        problem = period['period_rejected'] or period['period_failed']
-        status = DiagnosticStatus(
-            level=DiagnosticStatus.WARN if problem else DiagnosticStatus.OK,
-            name=f'{self.get_name()}: anomaly detector', hardware_id=detector.model_id,
-            message=(f'{period["period_rejected"]} frame(s) rejected, '
-                     f'{period["period_failed"]} failed in the last {period["period_s"]:.1f} s'
-                     if problem else 'running'))
-        pairs = {
-            'model_loaded': 'true', 'model_id': detector.model_id, 'method': detector.method,
-            'backbone': detector.backbone, 'threshold': repr(self._threshold),
-            'spectral_fusion': str(scorer.fusing).lower(),
-            'queue_size': str(self._queue.capacity), 'queued': str(len(self._queue)),
-        }
-        pairs.update({key: str(value) for key, value in totals.items()})
-        pairs.update({key: f'{value:.3f}' for key, value in period.items()
-                      if not key.startswith('period_')})
-        status.values = [KeyValue(key=k, value=v) for k, v in pairs.items()]
-        array = DiagnosticArray(status=[status])
+        array = DiagnosticArray(status=[detector_status(
+            self.get_name(), self._scorer, self._threshold, self._queue, totals, period)])
         array.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics_pub.publish(array)
 

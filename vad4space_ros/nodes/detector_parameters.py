@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vad4space_ros.deploy.image_encoding import MULTISPECTRAL_BANDS
+from vad4space_ros.deploy.image_encoding import DEFAULT_MAX_FRAME_PIXELS, MULTISPECTRAL_BANDS
 from vad4space_ros.nodes.parameters import parameter_descriptor, ParameterTable
 
 TRANSPORTS = ('raw', 'compressed')  # values of the transport parameter
@@ -73,4 +73,23 @@ PARAMETERS: ParameterTable = {
     'float_max': (1.0, parameter_descriptor(
         'Value mapped to 255 for float encodings (32FC1/32FC6); to 1.0 in fused '
         "models' band cubes.", floating=(1e-6, 1e9))),
+    'tile_size': (-1, parameter_descriptor(
+        'Score frames in square tiles of this many pixels at native resolution (docs/'
+        "full_frames.md). -1: the size of the model's training images (metadata "
+        'train_image_size; whole frame for models without it); 0: resize the whole frame '
+        'to the model input. Ignored for fused models.', read_only=True,
+        integer=(-1, 100000))),
+    'tile_stride': (0, parameter_descriptor(
+        'Pixels between tile starts (0: the tile size, no overlap; smaller: overlapping '
+        'tiles, blended in the map).', read_only=True, integer=(0, 100000))),
+    'tile_batch_size': (16, parameter_descriptor(
+        'Tiles per model call (one ONNX Runtime run); memory grows with it, not with the '
+        'frame.', read_only=True, integer=(1, 1024))),
+    'max_frame_pixels': (DEFAULT_MAX_FRAME_PIXELS, parameter_descriptor(
+        'Frames with more pixels are rejected (counted, warned) before decoding; compressed '
+        'frames are checked from their header. 0: no limit.', read_only=True,
+        integer=(0, 2 ** 40))),
+    'max_regions': (5, parameter_descriptor(
+        'At most this many anomalous regions (best first) per frame on ~/regions, the '
+        'heatmap and the detection record.', read_only=True, integer=(0, 1000))),
 }

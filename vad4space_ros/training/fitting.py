@@ -142,6 +142,6 @@ def fit_detector(train: Sequence[ImageSource], config: FitConfig,
         tuple(config.input_size), Calibration.from_normal_scores(normal_scores,
                                                                  config.false_alarm_rate),
         detector.model, {'epochs': epochs, 'train_count': len(train), 'method_options': options,
-                         **screening,
+                         'train_image_size': list(dataset.load(0).shape[:2]), **screening,
                          **config.extra_metadata})
     return detector

@@ -1,0 +1,120 @@
+"""SYNTHETIC full camera frames built from generated tiles (tests and benchmarks/full_frames.py).
+
+- :func:`mars_frame`: a Mastcam-like RGB frame (for example 1600x1200) tiled with generated
+  64x64 ``typical`` tiles (:mod:`.synthetic_mars`, RGB view), optionally with one generated novel
+  tile at a random cell. Tiles sit on a 64-px grid from the top-left corner; when the height is
+  not a multiple of 64 the bottom tile row is moved up to end at the frame edge (it overlaps the
+  row above), so the frame is a grid of whole tiles as the tiled scorer cuts it. This is the
+  favourable case for tiling: real frames are continuous terrain whose texture does not line
+  up with any grid.
+- :class:`ChipMosaic`: an arbitrarily long grey orbiter image (for example NAC size, 5,064 x
+  52,224) tiled with a small pool of generated 227x227 LROC ``none`` chips, produced row block
+  by row block so the whole image never exists in memory.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from vad4space_ros.data import mastcam, synthetic_lunar, synthetic_mars
+
+MARS_TILE = synthetic_mars.SIZE
+# Novel classes that show in the RGB view (half of the 'veins' and 'meteorite' tiles differ
+# only in the near infrared, invisible to an RGB model, so they are left out).
+RGB_VISIBLE_NOVELTIES = ('drill-hole', 'dump-pile', 'float', 'drt', 'broken-rock', 'bedrock')
+
+
+@dataclass(frozen=True)
+class Box:
+    """A pixel box (top-left origin)."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def overlaps(self, x: int, y: int, width: int, height: int) -> bool:
+        """Return whether this box and the given one share at least one pixel."""
+        return (x < self.x + self.width and self.x < x + width
+                and y < self.y + self.height and self.y < y + height)
+
+
+def mars_tile(rng: np.random.Generator, category: str = 'typical') -> np.ndarray:
+    """Render one 64x64 Mastcam-like tile of ``category`` as RGB uint8 (the RGB view)."""
+    return mastcam.rgb_view(synthetic_mars.render_tile(rng, category))
+
+
+def _starts(length: int) -> list[int]:
+    starts = list(range(0, length - MARS_TILE + 1, MARS_TILE))
+    if starts[-1] != length - MARS_TILE:
+        starts.append(length - MARS_TILE)
+    return starts
+
+
+def _pooled_tile(rng: np.random.Generator, pool: Sequence[np.ndarray]) -> np.ndarray:
+    """Return a pool tile, randomly rotated by a multiple of 90 degrees and maybe mirrored."""
+    tile = np.rot90(pool[int(rng.integers(len(pool)))], int(rng.integers(4)))
+    return tile[:, ::-1] if rng.random() < 0.5 else tile
+
+
+def mars_frame(rng: np.random.Generator, height: int = 1200, width: int = 1600,
+               novel: str | None = None, typical_pool: Sequence[np.ndarray] | None = None
+               ) -> tuple[np.ndarray, Box | None]:
+    """Return an HxWx3 frame of typical tiles and the box of its novel tile (None if normal).
+
+    Typical tiles are rendered afresh, or (much faster) drawn from ``typical_pool`` (rendered
+    tiles) with a random rotation and mirroring each.
+    """
+    if height < MARS_TILE or width < MARS_TILE:
+        raise ValueError(f'a frame must be at least {MARS_TILE}x{MARS_TILE}')
+    frame = np.empty((height, width, 3), np.uint8)
+    rows, cols = _starts(height), _starts(width)
+    cell = (int(rng.integers(len(rows))), int(rng.integers(len(cols)))) if novel else None
+    box = None
+    for i, y in enumerate(rows):
+        for j, x in enumerate(cols):
+            if (i, j) == cell:
+                tile = mars_tile(rng, novel)
+                box = Box(x, y, MARS_TILE, MARS_TILE)
+            elif typical_pool is not None:
+                tile = _pooled_tile(rng, typical_pool)
+            else:
+                tile = mars_tile(rng)
+            frame[y:y + MARS_TILE, x:x + MARS_TILE] = tile
+    return frame, box
+
+
+class ChipMosaic:
+    """A long grey image of 227x227 generated lunar chips, generated in row blocks."""
+
+    def __init__(self, width: int, height: int, seed: int = 0, pool_size: int = 24) -> None:
+        """Render ``pool_size`` normal chips; the chip at each grid cell is drawn from the pool."""
+        rng = np.random.default_rng(seed)
+        self.width, self.height = width, height
+        self.chip = synthetic_lunar.CHIP_SIZE
+        self.pool = [synthetic_lunar.render_chip(rng, 'none') for _ in range(pool_size)]
+        chip_rows = -(-height // self.chip)
+        chip_cols = -(-width // self.chip)
+        self._layout = rng.integers(pool_size, size=(chip_rows, chip_cols))
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Return image rows ``start:stop`` as an (stop - start) x width uint8 array."""
+        stop = min(stop, self.height)
+        block = np.empty((stop - start, self.width), np.uint8)
+        chip = self.chip
+        for chip_row in range(start // chip, -(-stop // chip)):
+            top = chip_row * chip
+            first, last = max(start, top), min(stop, top + chip)
+            for chip_col, index in enumerate(self._layout[chip_row]):
+                left = chip_col * chip
+                right = min(left + chip, self.width)
+                block[first - start:last - start, left:right] = \
+                    self.pool[index][first - top:last - top, :right - left]
+        return block
+
+    def strips(self, rows_per_strip: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (row offset, strip) over the whole image, top to bottom."""
+        for start in range(0, self.height, rows_per_strip):
+            yield start, self.rows(start, start + rows_per_strip)
