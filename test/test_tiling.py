@@ -250,7 +250,7 @@ def test_detector_node_publishes_the_region_of_a_novel_tile_over_dds(
 
     frame, box = frame_with_novel_tile(typical_pool), NOVEL_BOX
     handshake = (np.full((64, 64), 100, np.uint8), 'mono8')
-    with detector_session(mars_model, 'rover.yaml', handshake, compressed=False) as session:
+    with detector_session(mars_model, 'rover.yaml', handshake, transport='raw') as session:
         markers = session.ros.collect(ImageMarker, f'{NODE}/regions')
         header = session.header('mastcam-frame')
         answers = session.send(image_msg(frame, 'rgb8', header), ('detection', 'heatmap'),
