@@ -64,7 +64,7 @@ DEFAULT_ROOT = Path(os.environ.get('TMPDIR', '/tmp')) / 'vad4space-robust-fusion
 
 def dataset_root(root: Path, name: str, seed: int):
     """Return the generated dataset ``name`` under ``root`` (generate it on first use)."""
-    from vad4space_ros.data.samples import load_dataset
+    from vad4space_ros.data import load_dataset
     from vad4space_ros.data.synthetic import generate
     folder = root / f'{name}-small-seed{seed}'
     if not (folder / 'SYNTHETIC.md').is_file():
@@ -123,10 +123,12 @@ def robust_key(robust_config) -> str:
 def screened_out(images: list[np.ndarray], config) -> list[int]:
     """Return the indices robust screening would drop (the same call fit_detector makes)."""
     from vad4space_ros.models.backbones import get_backbone, load_backbone_state
+    from vad4space_ros.training.fitting import fit_detector
     from vad4space_ros.training.robust import screen_training_set
     spec = get_backbone(config.backbone)
     state = load_backbone_state(spec, config.weights)
-    return screen_training_set(images, config, spec, state, config.robust).dropped_indices
+    return screen_training_set(images, config, spec, state, config.robust,
+                               fit_detector).dropped_indices
 
 
 def robust_rows(dataset, methods: list[str], size: int, seeds: list[int], robust_config,

@@ -8,7 +8,7 @@ from PIL import Image
 import pytest
 
 from vad4space_ros.data import DatasetError, load_bands, load_dataset, load_rgb
-from vad4space_ros.data import lroc, mastcam
+from vad4space_ros.data import files, lroc, mastcam
 
 MANIFEST = Path(__file__).resolve().parents[2] / 'shared/data/lrocnet/lrocnet_split_manifest.csv'
 
@@ -82,7 +82,7 @@ def test_missing_root_and_wrong_layout_give_clear_errors(tmp_path):
 
 def _save_tile(path: Path, value: float, dtype=np.float64) -> np.ndarray:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tile = np.zeros(mastcam.TILE_SHAPE, dtype)
+    tile = np.zeros(files.TILE_SHAPE, dtype)
     tile[..., :] = value + np.arange(6) * 10
     np.save(path, tile)
     return tile

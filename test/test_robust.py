@@ -130,5 +130,5 @@ def test_method_screen_scores_each_image_out_of_fold(backbone):
     images = [render_chip(rng, 'none') for _ in range(16)] + [
         render_chip(rng, 'ejecta') for _ in range(2)]
     config = FitConfig('padim', backbone=backbone, input_size=(64, 64), progress=False)
-    scores = out_of_fold_scores(images, config, folds=3)
+    scores = out_of_fold_scores(images, config, folds=3, fit=fit_detector)
     assert set(np.argsort(-scores)[:2]) == {16, 17}, scores

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 import warnings
@@ -9,9 +10,11 @@ import warnings
 from vad4space_ros.catalog import BACKBONE_NAMES, METHOD_NAMES
 
 if TYPE_CHECKING:
+    from vad4space_ros.evaluation.runner import FitOptions
     from vad4space_ros.training.robust import RobustConfig
 
 SETTING_NAMES = ('1', '2', '3')
+DEFAULT_CELL_BUDGET = 1200.0  # seconds: the issue's 20 minutes per cell
 
 
 def parse_methods(text: str) -> list[str]:
@@ -60,21 +63,91 @@ def robust_config(args: argparse.Namespace) -> RobustConfig | None:
                         trim_fraction=args.trim_fraction)
 
 
+def parse_levels(text: str) -> list[float]:
+    """Parse a comma-separated list of subtlety levels in [0, 1]."""
+    try:
+        levels = sorted({float(value) for value in text.split(',') if value.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'levels must be numbers: {text!r}') from None
+    if not levels or levels[0] < 0.0 or levels[-1] > 1.0:
+        raise argparse.ArgumentTypeError(f'levels must lie in [0, 1]: {text!r}')
+    return levels
+
+
+def fit_options(args: argparse.Namespace) -> FitOptions:
+    """Return the fit options of the command line."""
+    from vad4space_ros.evaluation.runner import FitOptions
+
+    return FitOptions(backbone=args.backbone, weights=args.weights, input_size=args.input_size,
+                      epochs=args.epochs, max_epochs=args.max_epochs,
+                      batch_size=args.batch_size, robust=robust_config(args),
+                      profile=args.profile, time_budget=args.time_budget)
+
+
+def _assemble(args: argparse.Namespace) -> int:
+    from vad4space_ros.atomic_files import atomic_write_text
+    from vad4space_ros.evaluation.cells import load_cells
+    from vad4space_ros.evaluation.report import cell_tables_markdown
+
+    records = load_cells(args.out)
+    if not records:
+        raise SystemExit(f'no cell files under {Path(args.out) / "cells"}')
+    path = atomic_write_text(Path(args.out) / 'tables.md', cell_tables_markdown(records))
+    print(f'wrote {path} from {len(records)} cell files')
+    return 0
+
+
+def _cells(args: argparse.Namespace) -> int:
+    from vad4space_ros.evaluation.cells import run_cell, run_cells
+
+    budget = args.time_budget or DEFAULT_CELL_BUDGET
+    fit = fit_options(args)
+    if args.one_cell:
+        record = run_cell(args.dataset, resolve_root(args), args.methods[0], args.settings[0],
+                          args.out, budget, fit, args.seed, args.max_train)
+        return 0 if record['status'] != 'failed' else 1
+    records = run_cells(args.dataset, resolve_root(args), args.out, args.methods,
+                        args.settings, budget, fit, args.seed, args.resume, args.max_train)
+    for record in records:
+        print(f'{record["dataset"]} {record["method"]} S{record["setting"]}: '
+              f'{record["status"]}, AUROC {record.get("img_auroc", "-")}, '
+              f'{record.get("seconds", 0):.0f} s')
+    return _assemble(args)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from vad4space_ros.evaluation.sweep import breakdown_levels, run_sweep
+
+    result = run_sweep(args.dataset, args.out, args.methods, args.levels, args.size, args.seed,
+                       fit_options(args), progress=not args.no_progress)
+    for method, classes in breakdown_levels(result).items():
+        print(f'{method}: first subtlety with AUROC < 0.7 per class: '
+              + ', '.join(f'{name} {level if level is not None else "never"}'
+                          for name, level in classes.items()))
+    print(f'wrote {Path(args.out) / f"sweep_{args.dataset}.png"} and .json (SYNTHETIC data)')
+    return 0
+
+
 def run_benchmark_command(args: argparse.Namespace) -> int:
-    """Run the benchmark, print the tables and list the written files."""
+    """Run the benchmark (or its cells, sweep or table assembly); print the tables."""
     from vad4space_ros.evaluation.report import print_tables
-    from vad4space_ros.evaluation.runner import FitOptions, ResourceOptions, run_benchmark
+    from vad4space_ros.evaluation.runner import ResourceOptions, run_benchmark
 
     # Lightning's advice (no val loop, eval-mode modules, litlogger) does not apply here.
     warnings.filterwarnings('ignore', module='lightning')
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s', datefmt='%H:%M:%S')
+    if args.assemble:
+        return _assemble(args)
+    if not args.dataset:
+        raise SystemExit('vad4space benchmark: --dataset is required (except with --assemble)')
+    if args.cells or args.one_cell:
+        return _cells(args)
+    if args.sweep:
+        return _sweep(args)
     root = resolve_root(args)
     result = run_benchmark(
         args.dataset, root, Path(args.out), methods=args.methods, settings=args.settings,
-        seed=args.seed,
-        fit=FitOptions(backbone=args.backbone, weights=args.weights,
-                       input_size=args.input_size, epochs=args.epochs,
-                       max_epochs=args.max_epochs, batch_size=args.batch_size,
-                       robust=robust_config(args), profile=args.profile),
+        seed=args.seed, fit=fit_options(args),
         resources=ResourceOptions(images=args.latency_images, threads=args.threads),
         progress=not args.no_progress, plots=not args.no_plots, max_train=args.max_train)
     print_tables(result)
@@ -90,7 +163,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``benchmark``."""
     parser = subparsers.add_parser(
         'benchmark', help="run the paper's benchmark (tables I-III, curves, heatmap gallery)")
-    parser.add_argument('--dataset', choices=('lroc', 'mastcam'), required=True)
+    parser.add_argument('--dataset', choices=('lroc', 'mastcam'),
+                        help='required except with --assemble')
     parser.add_argument('--root', help='dataset root in the published layout (default: '
                         'generate a SYNTHETIC one into --out)')
     parser.add_argument('--size', choices=('tiny', 'small', 'full'), default='small',
@@ -128,6 +202,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--latency-images', type=int, default=20,
                         help='test images for latency/memory (0 = skip)')
     parser.add_argument('--threads', type=int, default=1, help='torch threads for latency')
+    parser.add_argument('--time-budget', type=float,
+                        help='seconds per fit: trainable methods stop early when exceeded '
+                        f'(recorded); with --cells the cell budget (default '
+                        f'{DEFAULT_CELL_BUDGET:.0f})')
+    full = parser.add_argument_group(
+        'resumable full-size benchmark (evaluation/cells.py): one process and one JSON file '
+        'per dataset/method/setting cell under OUT/cells/, tables assembled from those files')
+    full.add_argument('--cells', action='store_true', help='run the cells one by one')
+    full.add_argument('--resume', action='store_true', help='skip cells already finished')
+    full.add_argument('--assemble', action='store_true',
+                      help='only write OUT/tables.md from the cell files present')
+    full.add_argument('--one-cell', action='store_true', help=argparse.SUPPRESS)
+    sweep = parser.add_argument_group(
+        'difficulty sweep (evaluation/sweep.py, SYNTHETIC data generated at --size)')
+    sweep.add_argument('--sweep', choices=('subtlety',),
+                       help='AUROC per class against generator subtlety, one PNG per dataset')
+    sweep.add_argument('--levels', type=parse_levels, default=[0.0, 0.25, 0.5, 0.75, 1.0],
+                       help='comma list of subtlety levels in [0, 1]')
     parser.add_argument('--no-plots', action='store_true')
     parser.add_argument('--no-progress', action='store_true')
     parser.set_defaults(func=run_benchmark_command)

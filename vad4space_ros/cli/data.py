@@ -11,7 +11,8 @@ DATASETS = ('lroc', 'mastcam')
 
 def _generate(args: argparse.Namespace) -> int:
     report = synthetic.generate(args.dataset, args.root, seed=args.seed, size=args.size,
-                                tile_dtype=args.tile_dtype)
+                                tile_dtype=args.tile_dtype, subtlety=args.subtlety,
+                                spectral_only=args.spectral_only)
     print(f'wrote {report.files} SYNTHETIC {args.dataset} files '
           f'({report.size_bytes / 1e6:.1f} MB) to {report.root} in {report.seconds:.1f} s')
     return 0
@@ -61,6 +62,11 @@ def register(subparsers) -> None:
                           help='tiny: unit tests; small: demo set; full: the real split sizes')
     generate.add_argument('--tile-dtype', choices=('float32', 'float64'), default='float32',
                           help='Mastcam tile dtype (the real tiles are float64)')
+    generate.add_argument('--subtlety', type=float, default=0.0,
+                          help='0 (default look) .. 1 (anomalies barely visible); see '
+                          'docs/benchmarks.md')
+    generate.add_argument('--spectral-only', action='store_true',
+                          help='Mastcam: novelties differ from the terrain in band ratios only')
     generate.set_defaults(func=_generate)
 
     download = commands.add_parser(

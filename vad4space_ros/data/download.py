@@ -36,7 +36,8 @@ import zipfile
 from tqdm import tqdm
 
 from vad4space_ros.data import lroc, mastcam
-from vad4space_ros.data.samples import Dataset, IMAGE_SUFFIXES, load_dataset
+from vad4space_ros.data.datasets import load_dataset
+from vad4space_ros.data.samples import Dataset, IMAGE_SUFFIXES
 
 ZENODO_BASE = 'https://zenodo.org'
 RECORDS = {'lroc': 7041842, 'mastcam': 3732485}

@@ -23,24 +23,17 @@ RGB view: the right eye has no narrow-band red filter in this set, so the view i
 false-colour composite of the three shortest wavelengths: R = R3 (805 nm, near-infrared),
 G = R2 (527 nm, green), B = R1 (447 nm, blue), i.e. array bands ``(2, 1, 0)``. Values are
 scaled from DN to ``uint8`` by clipping to 0..255. Tiles whose values all lie in ``[0, 1]``
-are taken as already normalised and multiplied by 255. :func:`normalise_tile` gives all six
-bands as float32 in ``[0, 1]`` (DN / 255) for multispectral methods.
+are taken as already normalised and multiplied by 255. :func:`.files.normalise_tile` gives all
+six bands as float32 in ``[0, 1]`` (DN / 255) for multispectral methods. Reading a tile (and
+these constants: ``TILE_SHAPE``, ``BAND_WAVELENGTHS_NM``, ``RGB_BANDS``) lives in :mod:`.files`.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
+from vad4space_ros.data.files import BANDS_SUFFIX, DatasetError
 from vad4space_ros.data.samples import (
-    ANOMALY, BANDS_SUFFIX, Dataset, DatasetError, find_layout_root, keep_readable, list_files,
-    NORMAL, Sample)
-
-TILE_SHAPE = (64, 64, 6)
-BAND_FILTERS = ('R1', 'R2', 'R3', 'R4', 'R5', 'R6')
-BAND_WAVELENGTHS_NM = (447, 527, 805, 908, 937, 1013)
-RGB_BANDS = (2, 1, 0)
-DN_MAX = 255.0
+    ANOMALY, Dataset, find_layout_root, keep_readable, list_files, NORMAL, Sample)
 
 TYPICAL_FOLDERS = {'train': 'train_typical', 'val': 'validation_typical',
                    'test': 'test_typical'}
@@ -53,51 +46,6 @@ NOVEL_CLASSES = ('drill-hole', 'drt', 'dump-pile', 'broken-rock', 'meteorite', '
                  'float', 'bedrock')
 # Further class folders present in the real archive.
 EXTRA_NOVEL_CLASSES = ('scuff', 'other', 'edge_cases')
-
-
-def read_tile(path: Path | str) -> np.ndarray:
-    """Read one tile as a float array ``HxWx6``; raise DatasetError when unreadable."""
-    try:
-        tile = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
-        raise DatasetError(f'cannot read tile {path}: {error}') from error
-    if tile.ndim != 3 or tile.shape[2] != len(BAND_FILTERS) or not np.issubdtype(
-            tile.dtype, np.number):
-        raise DatasetError(
-            f'tile {path} has shape {tile.shape} dtype {tile.dtype}, expected HxWx6 numbers')
-    return tile
-
-
-def check_tile_header(path: Path) -> None:
-    """Validate a tile's ``.npy`` header and size without reading its data."""
-    with open(path, 'rb') as handle:
-        version = np.lib.format.read_magic(handle)
-        reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                  else np.lib.format.read_array_header_2_0)
-        shape, _, dtype = reader(handle)
-        expected = handle.tell() + int(np.prod(shape)) * dtype.itemsize
-    if len(shape) != 3 or shape[2] != len(BAND_FILTERS):
-        raise ValueError(f'shape {shape} is not HxWx6')
-    if path.stat().st_size < expected:
-        raise ValueError(f'truncated: {path.stat().st_size} bytes, header needs {expected}')
-
-
-def _dn_scale(tile: np.ndarray) -> float:
-    """Return the factor that maps the tile's values to DN (1, or 255 for [0, 1] tiles)."""
-    finite = tile[np.isfinite(tile)]
-    return DN_MAX if finite.size and float(finite.max()) <= 1.0 else 1.0
-
-
-def normalise_tile(tile: np.ndarray) -> np.ndarray:
-    """Return all bands as float32 in ``[0, 1]`` (DN / 255, clipped; NaN becomes 0)."""
-    dn = np.nan_to_num(tile.astype(np.float64) * _dn_scale(tile), nan=0.0)
-    return np.clip(dn / DN_MAX, 0.0, 1.0).astype(np.float32)
-
-
-def rgb_view(tile: np.ndarray) -> np.ndarray:
-    """Return the documented false-colour RGB view (bands 805/527/447 nm) as uint8."""
-    dn = np.nan_to_num(tile[..., list(RGB_BANDS)].astype(np.float64) * _dn_scale(tile), nan=0.0)
-    return np.clip(np.rint(dn), 0, 255).astype(np.uint8)
 
 
 def find_root(root: Path | str) -> Path:

@@ -5,28 +5,29 @@ class folder (``category``) and the dataset split it came from (``split``: ``tra
 ``test``). :func:`load_rgb` gives every sample as an ``HxWx3 uint8`` RGB array, the input the
 pretrained backbones expect: LROC's grayscale JPEGs become three identical channels and Mastcam's
 6-band ``.npy`` tiles become the documented RGB view (see :mod:`.mastcam`). :func:`load_bands`
-gives all bands as ``float32`` in ``[0, 1]``.
+gives all bands as ``float32`` in ``[0, 1]``. The readers live in :mod:`.files` (re-exported
+here); loading a whole dataset by name is :func:`.datasets.load_dataset`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 import logging
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence, Union
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+
+from vad4space_ros.data.files import (  # re-exported: the readers' long-standing home
+    BANDS_SUFFIX, DatasetError, IMAGE_SUFFIXES, is_readable, load_bands, load_rgb)
+
+__all__ = ['ANOMALY', 'BANDS_SUFFIX', 'Dataset', 'DatasetError', 'find_layout_root',
+           'IMAGE_SUFFIXES', 'is_readable', 'iter_rgb', 'keep_readable', 'list_files',
+           'load_bands', 'load_rgb', 'NORMAL', 'require_root', 'Sample']
 
 NORMAL = 0
 ANOMALY = 1
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.tif', '.tiff', '.bmp')
-BANDS_SUFFIX = '.npy'
 
 logger = logging.getLogger(__name__)
-
-
-class DatasetError(ValueError):
-    """A dataset root has the wrong layout or a file cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -65,56 +66,6 @@ class Dataset:
             key = (sample.split, sample.category)
             result[key] = result.get(key, 0) + 1
         return result
-
-
-SampleOrPath = Union[Sample, Path, str]
-
-
-def _path_of(sample_or_path: SampleOrPath) -> Path:
-    return sample_or_path.path if isinstance(sample_or_path, Sample) else Path(sample_or_path)
-
-
-def load_rgb(sample_or_path: SampleOrPath) -> np.ndarray:
-    """Read a sample as an ``HxWx3 uint8`` RGB array; raise DatasetError when unreadable."""
-    path = _path_of(sample_or_path)
-    if path.suffix.lower() == BANDS_SUFFIX:
-        from vad4space_ros.data import mastcam
-        return mastcam.rgb_view(mastcam.read_tile(path))
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert('RGB'), dtype=np.uint8).copy()
-    except (OSError, UnidentifiedImageError, SyntaxError) as error:
-        raise DatasetError(f'cannot read image {path}: {error}') from error
-
-
-def load_bands(sample_or_path: SampleOrPath) -> np.ndarray:
-    """Read all bands of a sample as ``HxWxC float32`` in ``[0, 1]``.
-
-    Mastcam tiles give their six filters (see :data:`.mastcam.BAND_WAVELENGTHS_NM`); images give
-    one band (grayscale) or three (colour).
-    """
-    path = _path_of(sample_or_path)
-    if path.suffix.lower() == BANDS_SUFFIX:
-        from vad4space_ros.data import mastcam
-        return mastcam.normalise_tile(mastcam.read_tile(path))
-    rgb = load_rgb(path).astype(np.float32) / 255.0
-    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
-        return rgb[..., :1].copy()
-    return rgb
-
-
-def is_readable(path: Path) -> str | None:
-    """Check a file cheaply (header only); return None when fine, else the reason."""
-    try:
-        if path.suffix.lower() == BANDS_SUFFIX:
-            from vad4space_ros.data import mastcam
-            mastcam.check_tile_header(path)
-        else:
-            with Image.open(path) as image:
-                image.verify()
-    except (OSError, ValueError, UnidentifiedImageError, SyntaxError) as error:
-        return str(error) or type(error).__name__
-    return None
 
 
 def keep_readable(
@@ -178,14 +129,3 @@ def require_root(root: Path | str) -> Path:
     if not path.is_dir():
         raise FileNotFoundError(f'dataset root {path} does not exist or is not a directory')
     return path
-
-
-def load_dataset(name: str, root: Path | str, verify: bool = True) -> Dataset:
-    """Load the benchmark ``name`` (``lroc`` or ``mastcam``) from its published layout."""
-    if name == 'lroc':
-        from vad4space_ros.data import lroc
-        return lroc.load_lroc(root, verify=verify)
-    if name == 'mastcam':
-        from vad4space_ros.data import mastcam
-        return mastcam.load_mastcam(root, verify=verify)
-    raise ValueError(f"unknown dataset {name!r}: expected 'lroc' or 'mastcam'")

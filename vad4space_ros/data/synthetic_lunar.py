@@ -8,6 +8,12 @@ Each chipout is rendered from a height field and an albedo field lit by a low su
   continuous ejecta blanket and radial rays in the albedo;
 * ``oldcrater``: a shallow crater whose rim and walls are smoothed away (degraded), partly
   infilled, with no bright ejecta;
+* ``subtlety`` (0 = the default look above, towards 1 = barely visible; ``None`` = 0 with the
+  exact files of earlier versions) makes each anomaly class harder without changing any random
+  draw: ``ejecta`` blanket and ray brightness scale by ``1 - s`` and their reach (e-folding
+  lengths) by ``1 - 0.7 s``; ``oldcrater`` depth and rim scale by ``1 - s``, its burial (the
+  infilled floor) rises towards the rim and its smoothing widens by ``1 + s``. At ``s = 1`` an
+  old crater vanishes into the terrain and ejecta leave a bare fresh bowl;
 * shading: Lommel-Seeliger-like reflectance for a sun at a random azimuth and 45-78 degrees
   incidence (the class never sets the light), random gain/offset and sensor noise.
 """
@@ -19,7 +25,7 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from vad4space_ros.data.synthetic import fractal_noise
+from vad4space_ros.data.procedural import check_subtlety, fractal_noise
 
 CHIP_SIZE = 227
 WORK_SIZE = 256
@@ -57,32 +63,38 @@ def _background_craters(rng: np.random.Generator, height: np.ndarray) -> None:
 
 
 def _add_fresh_crater(rng: np.random.Generator, height: np.ndarray, albedo: np.ndarray,
-                      center: tuple[float, float]) -> None:
+                      center: tuple[float, float], subtlety: float = 0.0) -> None:
     radius = rng.uniform(12.0, 42.0)
     dist, angle = _polar(center)
     height += _crater_height(dist, radius, rng.uniform(0.35, 0.45) * radius,
                              rng.uniform(0.06, 0.1) * radius)
     rr = dist / radius
-    blanket = np.exp(-np.clip(rr - 0.9, 0, None) / rng.uniform(0.5, 1.0)) * (rr > 0.6)
+    reach = 1.0 - 0.7 * subtlety
+    blanket = np.exp(-np.clip(rr - 0.9, 0, None) / (rng.uniform(0.5, 1.0) * reach)) * (rr > 0.6)
     rays = np.zeros_like(dist)
     beyond_rim = np.clip(rr - 1.0, 0, None) + (rr <= 0.9) * 1e3
     for _ in range(rng.integers(6, 18)):
         direction = rng.uniform(-np.pi, np.pi)
         width = rng.uniform(0.03, 0.12)
         delta = (angle - direction + np.pi) % (2 * np.pi) - np.pi
-        rays += np.exp(-(delta / width) ** 2 - beyond_rim / rng.uniform(2.0, 5.0)) * rng.uniform(
-            0.4, 1.0)
-    albedo += rng.uniform(0.35, 0.7) * blanket + rng.uniform(0.2, 0.45) * rays
+        rays += np.exp(-(delta / width) ** 2 - beyond_rim / (rng.uniform(2.0, 5.0) * reach)
+                       ) * rng.uniform(0.4, 1.0)
+    brightness = 1.0 - subtlety
+    albedo += brightness * (rng.uniform(0.35, 0.7) * blanket + rng.uniform(0.2, 0.45) * rays)
 
 
 def _add_old_crater(rng: np.random.Generator, height: np.ndarray,
-                    center: tuple[float, float]) -> None:
+                    center: tuple[float, float], subtlety: float = 0.0) -> None:
     radius = rng.uniform(15.0, 55.0)
     dist, _ = _polar(center)
-    crater = _crater_height(dist, radius, rng.uniform(0.18, 0.3) * radius,
-                            rng.uniform(0.03, 0.06) * radius)
-    crater = np.maximum(crater, -rng.uniform(0.5, 0.8) * crater.max() - 0.05 * radius)
-    height += gaussian_filter(crater, rng.uniform(0.12, 0.25) * radius, mode='wrap')
+    relief = 1.0 - subtlety
+    crater = _crater_height(dist, radius, rng.uniform(0.18, 0.3) * radius * relief,
+                            rng.uniform(0.03, 0.06) * radius * relief)
+    burial = rng.uniform(0.5, 0.8)
+    floor = -(burial + (1.0 - burial) * subtlety) * crater.max() - 0.05 * radius * relief
+    crater = np.maximum(crater, floor)
+    height += gaussian_filter(crater, rng.uniform(0.12, 0.25) * radius * (1.0 + subtlety),
+                              mode='wrap')
 
 
 def _shade(rng: np.random.Generator, height: np.ndarray, albedo: np.ndarray) -> np.ndarray:
@@ -98,8 +110,14 @@ def _shade(rng: np.random.Generator, height: np.ndarray, albedo: np.ndarray) -> 
     return albedo * (cos_i / (cos_i + cos_e)) / flat
 
 
-def render_chip(rng: np.random.Generator, category: str) -> np.ndarray:
-    """Render one ``none``/``ejecta``/``oldcrater`` chipout as a 227x227 uint8 array."""
+def render_chip(rng: np.random.Generator, category: str,
+                subtlety: float | None = None) -> np.ndarray:
+    """Render one ``none``/``ejecta``/``oldcrater`` chipout as a 227x227 uint8 array.
+
+    ``subtlety`` in [0, 1] makes the anomaly harder to see (module docstring); normal chips
+    ignore it.
+    """
+    subtlety = check_subtlety(subtlety)
     height = fractal_noise(rng, WORK_SIZE, rng.uniform(2.4, 3.0))
     grad_y, grad_x = np.gradient(height)
     height *= rng.uniform(0.08, 0.2) / np.sqrt(np.mean(grad_x ** 2 + grad_y ** 2))
@@ -107,9 +125,9 @@ def render_chip(rng: np.random.Generator, category: str) -> np.ndarray:
     _background_craters(rng, height)
     center = (WORK_SIZE / 2 + rng.uniform(-25, 25), WORK_SIZE / 2 + rng.uniform(-25, 25))
     if category == 'ejecta':
-        _add_fresh_crater(rng, height, albedo, center)
+        _add_fresh_crater(rng, height, albedo, center, subtlety)
     elif category == 'oldcrater':
-        _add_old_crater(rng, height, center)
+        _add_old_crater(rng, height, center, subtlety)
     elif category != 'none':
         raise ValueError(f'unknown LROC category {category!r}')
     radiance = _shade(rng, height, albedo)

@@ -16,6 +16,13 @@ sensor noise, rounded to integers like the real tiles.
   in 908/937/1013 nm: a subtle vein leaves the RGB-view bands (447/527/805 nm) untouched and
   lowers the NIR bands along its lines; a subtle meteorite is a rock-coloured boulder of
   ordinary size with the meteorite's rising NIR slope. Only a 6-band method can see them.
+* ``subtlety`` ``s`` in [0, 1] (``None`` = 0, the exact files of earlier versions) makes every
+  novelty harder without changing a random draw: its size (radius, line width, outcrop cover)
+  scales by ``1 - 0.5 s`` and its contrast to the terrain under it by ``1 - s`` (the tile is
+  blended back towards the terrain before the novelty was added, reflectance and relief).
+* ``spectral_only``: the novelty keeps only its band *ratios*: the visible bands (447/527/805 nm,
+  the RGB view) and the relief are the terrain's, the NIR bands take the novelty's NIR/805 nm
+  ratios. Any class can so be made invisible to an RGB method (compare the fused 6-band one).
 """
 from __future__ import annotations
 
@@ -25,7 +32,7 @@ from typing import Callable
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from vad4space_ros.data.synthetic import fractal_noise
+from vad4space_ros.data.procedural import check_subtlety, fractal_noise
 
 SIZE = 64
 SPECTRA = {  # reflectance at 447, 527, 805, 908, 937, 1013 nm
@@ -111,9 +118,9 @@ def _match_visible(feature: np.ndarray, background: np.ndarray) -> np.ndarray:
     return result
 
 
-def _veins(rng, cube, height, subtle):
+def _veins(rng, cube, height, subtle, scale=1.0):
     spectrum = _spectrum(rng, 'vein')
-    mask = np.clip(sum(_line_mask(rng, rng.uniform(1.0, 3.0))
+    mask = np.clip(sum(_line_mask(rng, rng.uniform(1.0, 3.0) * scale)
                        for _ in range(rng.integers(1, 4))), 0, 1)
     if subtle:  # keep the visible bands, give the NIR bands the vein's NIR/805 nm shape
         soil = np.asarray(SPECTRA['soil'])
@@ -124,9 +131,9 @@ def _veins(rng, cube, height, subtle):
     height += 0.4 * mask
 
 
-def _meteorite(rng, cube, height, subtle):
+def _meteorite(rng, cube, height, subtle, scale=1.0):
     cy, cx = rng.uniform(20, 44, 2)
-    radius = rng.uniform(6.0, 10.0) if subtle else rng.uniform(10.0, 18.0)
+    radius = (rng.uniform(6.0, 10.0) if subtle else rng.uniform(10.0, 18.0)) * scale
     mask = _blob(rng, cy, cx, radius, roughness=0.08)
     spectrum = _spectrum(rng, 'meteorite', 0.02)
     if subtle:
@@ -139,9 +146,9 @@ def _meteorite(rng, cube, height, subtle):
         cube += (glint * mask)[..., None] * 0.15
 
 
-def _drill_hole(rng, cube, height, subtle):
+def _drill_hole(rng, cube, height, subtle, scale=1.0):
     cy, cx = rng.uniform(22, 42, 2)
-    radius = rng.uniform(2.5, 4.5)
+    radius = rng.uniform(2.5, 4.5) * scale
     dist = np.hypot(_Y - cy, _X - cx)
     tailings = np.clip((rng.uniform(2.5, 4.0) * radius - dist) / 2.0, 0, 1) * (
         0.6 + 0.4 * fractal_noise(rng, SIZE, 1.5).clip(-1, 1))
@@ -150,9 +157,9 @@ def _drill_hole(rng, cube, height, subtle):
     height -= np.clip(radius - dist, 0, None) * 1.5
 
 
-def _drt(rng, cube, height, subtle):
+def _drt(rng, cube, height, subtle, scale=1.0):
     cy, cx = rng.uniform(24, 40, 2)
-    radius = rng.uniform(11.0, 18.0)
+    radius = rng.uniform(11.0, 18.0) * scale
     dist = np.hypot(_Y - cy, _X - cx)
     disc = np.clip(radius + 0.5 - dist, 0, 1)
     brushed = _spectrum(rng, 'rock') * 1.05
@@ -162,18 +169,18 @@ def _drt(rng, cube, height, subtle):
     height *= 1.0 - 0.7 * disc
 
 
-def _dump_pile(rng, cube, height, subtle):
+def _dump_pile(rng, cube, height, subtle, scale=1.0):
     cy, cx = rng.uniform(22, 42, 2)
-    radius = rng.uniform(8.0, 15.0)
+    radius = rng.uniform(8.0, 15.0) * scale
     dist = np.hypot(_Y - cy, _X - cx) / radius
     cone = np.clip(1.0 - dist, 0, None)
     _paint(cube, np.clip(cone * 4, 0, 1), _spectrum(rng, 'tailings', 0.02))
     height[:] = gaussian_filter(height, 1.0) * (1 - np.clip(cone * 4, 0, 1)) + cone * radius * 0.6
 
 
-def _broken_rock(rng, cube, height, subtle):
+def _broken_rock(rng, cube, height, subtle, scale=1.0):
     cy, cx = rng.uniform(22, 42, 2)
-    mask = _blob(rng, cy, cx, rng.uniform(12.0, 20.0), roughness=0.3)
+    mask = _blob(rng, cy, cx, rng.uniform(12.0, 20.0) * scale, roughness=0.3)
     seeds = rng.uniform(0, SIZE, (rng.integers(5, 10), 2))
     distances = np.stack([np.hypot(_Y - sy, _X - sx) for sy, sx in seeds])
     order = np.sort(distances, axis=0)
@@ -185,9 +192,9 @@ def _broken_rock(rng, cube, height, subtle):
     _paint(cube, cracks, np.full(6, 0.03))
 
 
-def _float_rock(rng, cube, height, subtle):
+def _float_rock(rng, cube, height, subtle, scale=1.0):
     cy, cx = rng.uniform(20, 44, 2)
-    radius = rng.uniform(6.0, 13.0)
+    radius = rng.uniform(6.0, 13.0) * scale
     mask = _blob(rng, cy, cx, radius, roughness=0.35)
     shift = rng.uniform(0.3, 0.6) * radius
     direction = rng.uniform(-np.pi, np.pi)
@@ -198,12 +205,12 @@ def _float_rock(rng, cube, height, subtle):
     height += mask * radius * 0.6
 
 
-def _bedrock(rng, cube, height, subtle):
+def _bedrock(rng, cube, height, subtle, scale=1.0):
     angle = rng.uniform(0, np.pi)
     across = -(_X - 32) * np.sin(angle) + (_Y - 32) * np.cos(angle)
     layers = 0.5 + 0.5 * np.sin(across * rng.uniform(0.6, 1.6) + 2.0 * fractal_noise(
         rng, SIZE, 3.0))
-    cover = np.clip(1.3 + 0.8 * fractal_noise(rng, SIZE, 3.0), 0, 1)
+    cover = np.clip(1.3 - 2.0 * (1.0 - scale) + 0.8 * fractal_noise(rng, SIZE, 3.0), 0, 1)
     _paint(cube, cover * layers, _spectrum(rng, 'mudstone_light'))
     _paint(cube, cover * (1 - layers), _spectrum(rng, 'mudstone'))
     height += cover * np.floor(across / rng.uniform(4.0, 8.0)) * 0.6
@@ -216,14 +223,28 @@ NOVELTIES: dict[str, Callable] = {
 }
 
 
-def render_tile(rng: np.random.Generator, category: str) -> np.ndarray:
-    """Render one tile of ``category`` (``typical`` or a novel class) as 64x64x6 DN values."""
+def render_tile(rng: np.random.Generator, category: str, subtlety: float | None = None,
+                spectral_only: bool = False) -> np.ndarray:
+    """Render one tile of ``category`` (``typical`` or a novel class) as 64x64x6 DN values.
+
+    ``subtlety`` and ``spectral_only`` make a novelty harder to see (module docstring); typical
+    tiles ignore them.
+    """
+    subtlety = check_subtlety(subtlety)
     cube, height = _typical(rng)
     if category != 'typical':
         if category not in NOVELTIES:
             raise ValueError(f'unknown Mastcam category {category!r}')
         subtle = rng.random() < SUBTLE_FRACTION.get(category, 0.0)
-        NOVELTIES[category](rng, cube, height, subtle)
+        terrain, relief = cube.copy(), height.copy()
+        NOVELTIES[category](rng, cube, height, subtle, 1.0 - 0.5 * subtlety)
+        if subtlety:
+            cube = terrain + (1.0 - subtlety) * (cube - terrain)
+            height = relief + (1.0 - subtlety) * (height - relief)
+        if spectral_only:
+            ratios = cube[..., NIR] / np.maximum(cube[..., 2:3], 1e-6)
+            cube = np.concatenate([terrain[..., VISIBLE], ratios * terrain[..., 2:3]], axis=-1)
+            height = relief
     radiance = _shade(rng, cube, height)
     dn = radiance * rng.uniform(450.0, 650.0) + rng.normal(0.0, 1.2, radiance.shape)
     return np.clip(np.rint(dn), 0, 255)

@@ -109,3 +109,43 @@ def heatmap_gallery(detector: Any, samples: Sequence[Any], images: Sequence[np.n
                     va='center', ha='right', fontsize=9)
     figure.suptitle(title, fontsize=9)
     return _save(pyplot, figure, path)
+
+
+def plot_subtlety_sweep(result: dict[str, Any], path: str | Path) -> Path:
+    """Draw AUROC per class against subtlety, one panel per method (see :mod:`.sweep`)."""
+    from vad4space_ros.evaluation.sweep import auroc_series, class_names
+
+    methods = result['methods']
+    classes = class_names(result)
+    pyplot = _pyplot()
+    columns = min(4, len(methods))
+    rows = -(-len(methods) // columns)
+    figure, axes = pyplot.subplots(rows, columns, figsize=(3.6 * columns, 3.0 * rows + 0.8),
+                                   squeeze=False, sharex=True, sharey=True)
+    colours = pyplot.get_cmap('tab10')
+    for panel, method in zip(axes.flat, methods):
+        for index, name in enumerate(classes):
+            for spectral_only, style in ((False, '-'), (True, '--')):
+                levels, values = auroc_series(result, method, name, spectral_only)
+                if levels:
+                    panel.plot(levels, values, style, marker='o', markersize=3,
+                               color=colours(index % 10),
+                               label=None if spectral_only else name)
+        panel.axhline(0.5, color='grey', linestyle=':')
+        panel.set_title(method if method != 'fusion' else
+                        f'fusion ({result["fusion_rgb_method"]} RGB + 6-band RX)', fontsize=9)
+        panel.set_ylim(0.0, 1.02)
+        panel.grid(alpha=0.3)
+    for panel in axes[-1]:
+        panel.set_xlabel('subtlety')
+    for panel in axes[:, 0]:
+        panel.set_ylabel('AUROC vs normal')
+    for panel in list(axes.flat)[len(methods):]:
+        panel.axis('off')
+    axes.flat[0].legend(fontsize=6, loc='lower left')
+    extra = ('; dashed: spectral-only novelties (band ratios only)'
+             if any(r['spectral_only'] for r in result['rows']) else '')
+    figure.suptitle(f'{result["dataset"].upper()} subtlety sweep, SYNTHETIC {result["size"]} '
+                    f'set (seed {result["seed"]}, {result["train_count"]} training normals)'
+                    f'{extra}', fontsize=10)
+    return _save(pyplot, figure, path)

@@ -25,7 +25,8 @@ CSV_FIELDS = (
     'dataset', 'method', 'setting', 'n', 'n_anomalies', 'anomaly_ratio', 'img_auroc', 'auc_pr',
     'img_f1', 'img_acc', 'img_precision', 'img_recall', 'tp', 'fp', 'tn', 'fn',
     'img_f1_oracle', 'img_acc_oracle', 'oracle_threshold', 'threshold', 'train_count',
-    'train_anomalies', 'calibration_count', 'epochs', 'fit_seconds', 'model_file', 'model_id')
+    'train_anomalies', 'calibration_count', 'epochs', 'fit_seconds', 'time_budget_s',
+    'stopped_early', 'epochs_completed', 'model_file', 'model_id')
 ROBUST_FIELDS = CSV_FIELDS + ('robust_screen', 'robust_rule', 'dropped_count',
                               'dropped_anomalies')
 SCORE_FIELDS = ('dataset', 'method', 'setting', 'path', 'category', 'label', 'raw_score',
@@ -104,6 +105,23 @@ def resource_table(result: Any) -> tuple[str, list[str], list[list[str]]]:
     return title, headers, rows
 
 
+def class_table(result: Any) -> tuple[str, list[str], list[list[str]]]:
+    """Return (title, headers, rows): AUROC per anomaly class against normals, per setting."""
+    classes = sorted({name for row in result.rows for name in row.get('class_auroc', {})})
+    headers = ['Method', 'Setting', 'ROC'] + classes
+    rows = []
+    for row in result.rows:
+        values = row.get('class_auroc', {})
+        counts = row.get('class_counts', {})
+        rows.append([row['method'], str(row['setting']), _cell(row['img_auroc'])] + [
+            f'{_cell(values.get(name))} n={counts[name]}' if name in counts else '-'
+            for name in classes])
+    kind = 'SYNTHETIC generated benchmark' if result.synthetic else f'data at {result.root}'
+    title = (f'{result.dataset.upper()} img-AUROC per anomaly class (that class against all '
+             f'normal test images; n = its test images), seed {result.seed}, on the {kind}.')
+    return title, headers, rows
+
+
 def robust_table(result: Any) -> tuple[str, list[str], list[list[str]]]:
     """Return (title, headers, rows) comparing settings 2/3 without and with robust fitting."""
     headers = ['Method', 'S2', 'S3', 'Δ', 'S2 rob', 'S3 rob', 'Δ rob', 'drop S2', 'drop S3']
@@ -129,6 +147,62 @@ def robust_table(result: Any) -> tuple[str, list[str], list[list[str]]]:
     return title, headers, rows
 
 
+def _cell_status(record: dict[str, Any] | None) -> tuple[str, str]:
+    """Return the (AUROC, fit time) cells of one benchmark cell record."""
+    if record is None:
+        return '-', 'not run'
+    budget = record.get('time_budget_s')
+    if record['status'] in ('timeout', 'failed'):
+        return record['status'], f'> {budget:.0f} s budget' if record['status'] == 'timeout' \
+            else record.get('error', '')[:60]
+    note = {'stopped': f' (stopped at budget, {record.get("epochs_completed")} ep)',
+            'over_budget': f' (over {budget:.0f} s budget)'}.get(record['status'], '')
+    return _cell(record['img_auroc']), f'{record["fit_seconds"]:.0f} s{note}'
+
+
+def cell_tables_markdown(records: list[dict[str, Any]]) -> str:
+    """Return the tables of a resumable benchmark from its cell records (see cells.py)."""
+    parts = []
+    for dataset in sorted({r['dataset'] for r in records}):
+        mine = [r for r in records if r['dataset'] == dataset]
+        settings = sorted({r['setting'] for r in mine})
+        methods = list(dict.fromkeys(r['method'] for r in mine))
+        found = {(r['method'], r['setting']): r for r in mine}
+        headers = ['Method'] + [f'S{s} {name}' for s in settings for name in ('ROC', 'fit')]
+        rows = []
+        for method in methods:
+            cells = [method]
+            for setting in settings:
+                record = found.get((method, setting))
+                roc, seconds = _cell_status(record)
+                paper = paper_metric(dataset, method, setting, 'img_auroc')
+                cells += [roc + (f' ({paper:.2f})' if paper is not None and record and
+                                 'img_auroc' in record else ''), seconds]
+            rows.append(cells)
+        synthetic = all(r.get('synthetic') for r in mine)
+        first = mine[0]
+        title = (f'{dataset.upper()} at full split sizes, one cell per method and setting '
+                 f'({"SYNTHETIC generated data" if synthetic else "data at " + first["root"]}; '
+                 f'(paper, real data)); input {first["fit"]["input_size"]} px, seed '
+                 f'{first["seed"]}; fit = wall time of fitting incl. calibration.')
+        parts.append(_markdown(title, headers, rows))
+        scored = [r for r in mine if r.get('class_auroc')]
+        if scored:
+            parts.append(_markdown(*class_table(_CellResult(dataset, scored, synthetic))))
+    return '\n\n'.join(parts) + '\n'
+
+
+class _CellResult:
+    """The fields of a benchmark result that :func:`class_table` reads, from cell records."""
+
+    def __init__(self, dataset: str, rows: list[dict[str, Any]], synthetic: bool) -> None:
+        self.dataset = dataset
+        self.rows = rows
+        self.synthetic = synthetic
+        self.root = rows[0]['root']
+        self.seed = rows[0]['seed']
+
+
 def _markdown(title: str, headers: list[str], rows: list[list[str]]) -> str:
     lines = [f'**{title}**', '', '| ' + ' | '.join(headers) + ' |',
              '|' + '|'.join('---' for _ in headers) + '|']
@@ -139,6 +213,8 @@ def _markdown(title: str, headers: list[str], rows: list[list[str]]) -> str:
 def markdown_tables(result: Any) -> str:
     """Return the metric and resource tables as markdown, with the run's notes."""
     parts = [_markdown(*metric_table(result))]
+    if any(row.get('class_auroc') for row in result.rows):
+        parts.append(_markdown(*class_table(result)))
     if result.robust_rows:
         parts.append(_markdown(*robust_table(result)))
     if result.resources:
@@ -159,6 +235,7 @@ def print_tables(result: Any) -> None:
     console = Console()
     # One table per setting keeps each readable in an 80-column terminal.
     tables = [metric_table(result, [setting]) for setting in result.config['settings']]
+    tables += [class_table(result)] if any(r.get('class_auroc') for r in result.rows) else []
     tables += [robust_table(result)] if result.robust_rows else []
     tables += [resource_table(result)] if result.resources else []
     for title, headers, rows in tables:

@@ -36,8 +36,9 @@ from typing import Any, Sequence, TYPE_CHECKING
 import numpy as np
 
 from vad4space_ros.catalog import METHOD_NAMES
+from vad4space_ros.data.datasets import load_dataset
 from vad4space_ros.data.protocols import make_setting, SETTINGS, Split
-from vad4space_ros.data.samples import Dataset, load_dataset, load_rgb, Sample
+from vad4space_ros.data.samples import Dataset, load_rgb, Sample
 from vad4space_ros.deploy.calibration import CALIBRATED_THRESHOLD
 from vad4space_ros.evaluation import report
 from vad4space_ros.evaluation.metrics import image_metrics
@@ -62,6 +63,7 @@ class FitOptions:
     false_alarm_rate: float = 0.05
     robust: RobustConfig | None = None
     profile: str = 'default'
+    time_budget: float | None = None  # seconds per fit; trainable methods stop early
 
     def method_options(self, method: str) -> dict[str, Any]:
         """Return the method options of the profile (``edge``: methods.EDGE_OPTIONS)."""
@@ -203,6 +205,7 @@ def run_benchmark(dataset: str, root: str | Path, out_dir: str | Path,
                         epochs=fit.epochs_for(method), batch_size=fit.batch_size,
                         false_alarm_rate=fit.false_alarm_rate, seed=seed, progress=False,
                         robust=robust, method_options=fit.method_options(method),
+                        time_budget=fit.time_budget,
                         extra_metadata={'benchmark': {'dataset': dataset, 'seed': seed,
                                                       'settings': scored_settings,
                                                       'synthetic': _is_synthetic(root)}})
@@ -218,6 +221,10 @@ def run_benchmark(dataset: str, root: str | Path, out_dir: str | Path,
                               'train_count': len(split.train), 'train_anomalies': contaminated,
                               'calibration_count': len(split.calibration),
                               'epochs': config.epochs, 'fit_seconds': round(fit_seconds, 2),
+                              'time_budget_s': fit.time_budget,
+                              'stopped_early': detector.metadata['fit_time']['stopped_early'],
+                              'epochs_completed':
+                                  detector.metadata['fit_time']['epochs_completed'],
                               'model_file': str(model_path.relative_to(out_dir)),
                               'model_id': detector.model_id}
                     if robust:
@@ -234,6 +241,7 @@ def run_benchmark(dataset: str, root: str | Path, out_dir: str | Path,
                         calibrated = detector.calibration.normalise(raw_scores)
                         metrics = image_metrics([s.label for s in test], calibrated,
                                                 CALIBRATED_THRESHOLD)
+                        metrics.update(class_metrics(test, calibrated))
                         target.append({**common, 'setting': setting, **metrics})
                         if robust is None:
                             scores.extend({'dataset': dataset, 'method': method,
@@ -251,6 +259,27 @@ def run_benchmark(dataset: str, root: str | Path, out_dir: str | Path,
     if plots:
         result.files.update(_plots(result, models, splits, cache, scores))
     return result
+
+
+def class_metrics(test: Sequence[Sample], scores: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Return AUROC per anomaly class against all normal test images, with the class counts.
+
+    ``class_auroc`` maps each anomaly category of ``test`` to its AUROC (None when the test set
+    has no normals); ``class_counts`` to its number of test images.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    scores = np.asarray(scores, dtype=np.float64)
+    normal = np.array([not s.is_anomaly for s in test])
+    aurocs: dict[str, float | None] = {}
+    counts: dict[str, int] = {}
+    for category in sorted({s.category for s in test if s.is_anomaly}):
+        chosen = np.array([s.is_anomaly and s.category == category for s in test])
+        counts[category] = int(chosen.sum())
+        keep = normal | chosen
+        aurocs[category] = (float(roc_auc_score(chosen[keep], scores[keep])) if normal.any()
+                            else None)
+    return {'class_auroc': aurocs, 'class_counts': counts}
 
 
 def _screening_summary(record: dict[str, Any], split: Split) -> dict[str, Any]:

@@ -8,6 +8,9 @@ anomalib's defaults assume ResNet/WideResNet backbones in places; the adaptation
   prepared by :mod:`.preprocess`, thresholds come from :mod:`.calibration`.
 - PaDiM: ``n_features`` must be given for a non-ResNet backbone (default: all channels of the
   chosen levels, 152 for MobileNetV2's three).
+- PaDiM and PatchCore fits are made to scale: PaDiM accumulates running statistics instead of
+  storing every embedding (training/padim_stats.py), PatchCore selects anomalib's greedy coreset
+  with a vectorised lazy search (training/coreset.py).
 - PatchCore: levels 2 and 3 only (stride 8/16, as anomalib's layer2+layer3 default) since the
   stride-4 level would quadruple the memory bank and coreset time on a CPU.
 - CFA: anomalib only builds torchvision ResNet/VGG extractors (and downloads them); here the
@@ -35,6 +38,7 @@ Table III's footprint and a 2-core CPU's 10-15 ms budget (see ``vad4space bench 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable
 
 from anomalib.models import Cfa, Fastflow, Padim, Patchcore, ReverseDistillation, Stfpm
@@ -60,6 +64,8 @@ from torchvision.transforms.v2 import Resize
 
 from vad4space_ros.catalog import METHOD_NAMES
 from vad4space_ros.models.backbones import BackboneSpec
+from vad4space_ros.training.coreset import subsample_memory_bank
+from vad4space_ros.training.padim_stats import make_streaming
 
 RESNET18_WIDTHS = (64, 128, 256)
 SUPERSIMPLENET_NOISE_STD = 0.25  # anomalib's 0.015 suits WideResNet-50 features (see above)
@@ -241,17 +247,22 @@ def _padim(spec: BackboneSpec, components: dict[str, Any], options: Options) -> 
     n_features = options['n_features'] or channels
     if not 0 < n_features <= channels:
         raise ValueError(f'n_features must be in 1..{channels} for levels {options["levels"]}')
-    return Padim(backbone=spec.registered_name, layers=layers, pre_trained=True,
-                 n_features=n_features, **components)
+    module = Padim(backbone=spec.registered_name, layers=layers, pre_trained=True,
+                   n_features=n_features, **components)
+    make_streaming(module.model)  # running mean/covariance instead of all embeddings
+    return module
 
 
 def _patchcore(spec: BackboneSpec, components: dict[str, Any], options: Options) -> AnomalibModule:
     ratio = float(options['coreset_sampling_ratio'])
     if not 0.0 < ratio <= 1.0:
         raise ValueError(f'coreset_sampling_ratio must be in (0, 1], got {ratio}')
-    return Patchcore(backbone=spec.registered_name, layers=_layers(spec, options['levels']),
-                     pre_trained=True, coreset_sampling_ratio=ratio,
-                     num_neighbors=int(options['num_neighbors']), **components)
+    module = Patchcore(backbone=spec.registered_name, layers=_layers(spec, options['levels']),
+                       pre_trained=True, coreset_sampling_ratio=ratio,
+                       num_neighbors=int(options['num_neighbors']), **components)
+    # anomalib's greedy coreset, same selection, vectorised (training/coreset.py)
+    module.model.subsample_embedding = partial(subsample_memory_bank, module.model)
+    return module
 
 
 def _stfpm(spec: BackboneSpec, components: dict[str, Any], _options: Options) -> AnomalibModule:

@@ -7,6 +7,7 @@ import tempfile
 from typing import Any, Callable, Sequence
 
 from anomalib.data import ImageBatch, ImageItem
+from anomalib.models.components import MemoryBankMixin
 import lightning
 import numpy as np
 import torch
@@ -19,6 +20,7 @@ from vad4space_ros.models.backbones import backbone_weights, get_backbone, load_
 from vad4space_ros.models.backbones import BackboneSpec, state_fingerprint
 from vad4space_ros.models.methods import build_method, get_method
 from vad4space_ros.models.torch_detector import build_metadata, detached_state, TorchDetector
+from vad4space_ros.training.budget import FitClock
 from vad4space_ros.training.robust import robust_training_set, RobustConfig
 
 ImageSource = str | Path | np.ndarray
@@ -41,6 +43,7 @@ class FitConfig:
     extra_metadata: dict = field(default_factory=dict)
     robust: RobustConfig | None = None
     method_options: dict[str, Any] = field(default_factory=dict)
+    time_budget: float | None = None  # seconds; trainable methods stop early (budget.py)
 
 
 class ImageListDataset(Dataset):
@@ -115,16 +118,20 @@ def fit_detector(train: Sequence[ImageSource], config: FitConfig,
     dataset = ImageListDataset(train, tuple(config.input_size), spec, loader)
     screening = {}
     if config.robust is not None:  # drop atypical (likely contaminating) images, see robust.py
-        train, report = robust_training_set(train, config, spec, backbone_state, dataset.load)
+        train, report = robust_training_set(train, config, spec, backbone_state, dataset.load,
+                                            fit_detector)
         dataset = ImageListDataset(train, tuple(config.input_size), spec, loader)
         screening = {'robust': report.to_metadata()}
     epochs = config.epochs or method.default_epochs
+    clock = FitClock(method.name, config.time_budget,
+                     trainable=not isinstance(module, MemoryBankMixin))
     with tempfile.TemporaryDirectory(prefix='vad4space-fit-') as workdir:
         trainer = lightning.Trainer(
             max_epochs=epochs, accelerator='cpu', devices=1, logger=False,
             enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
             limit_val_batches=0, enable_progress_bar=config.progress, default_root_dir=workdir,
-            gradient_clip_val=module.trainer_arguments.get('gradient_clip_val') or None)
+            gradient_clip_val=module.trainer_arguments.get('gradient_clip_val') or None,
+            callbacks=[clock])
         trainer.fit(module, datamodule=ImageListDataModule(dataset, config.batch_size,
                                                            config.seed))
     # Rebuild exactly as loading a model file does, so a saved model scores bit-identically.
@@ -142,6 +149,7 @@ def fit_detector(train: Sequence[ImageSource], config: FitConfig,
         tuple(config.input_size), Calibration.from_normal_scores(normal_scores,
                                                                  config.false_alarm_rate),
         detector.model, {'epochs': epochs, 'train_count': len(train), 'method_options': options,
-                         'train_image_size': list(dataset.load(0).shape[:2]), **screening,
+                         'train_image_size': list(dataset.load(0).shape[:2]),
+                         'fit_time': clock.record(), **screening,
                          **config.extra_metadata})
     return detector

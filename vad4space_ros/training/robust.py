@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 import logging
-from typing import Any, Callable, Sequence, TYPE_CHECKING
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -52,10 +52,8 @@ from tqdm import tqdm
 from vad4space_ros.deploy.preprocess import to_model_input
 from vad4space_ros.models.backbones import backbone_weights, BackboneSpec
 
-if TYPE_CHECKING:
-    from vad4space_ros.training.fitting import FitConfig
-
 LOGGER = logging.getLogger(__name__)
+FitFunction = Callable[..., Any]  # training.fitting.fit_detector
 MAD_TO_SIGMA = 1.4826
 SCREENS = ('features', 'method')
 RULES = ('mad', 'fraction')
@@ -197,10 +195,13 @@ def leave_one_out_scores(features: torch.Tensor, neighbours: int = 3) -> np.ndar
     return scores
 
 
-def out_of_fold_scores(images: Sequence[np.ndarray], config: 'FitConfig',
-                       folds: int) -> np.ndarray:
-    """Score each image with the method fitted on the other folds (``folds`` fits)."""
-    from vad4space_ros.training.fitting import fit_detector
+def out_of_fold_scores(images: Sequence[np.ndarray], config: Any, folds: int,
+                       fit: FitFunction) -> np.ndarray:
+    """Score each image with the method fitted on the other folds (``folds`` fits).
+
+    ``config`` is a :class:`~.fitting.FitConfig` and ``fit`` its ``fit_detector`` (passed in,
+    so this module does not import fitting, which imports it).
+    """
     count = len(images)
     assignment = np.random.default_rng(config.seed).permutation(count) % folds
     scores = np.empty(count)
@@ -208,15 +209,15 @@ def out_of_fold_scores(images: Sequence[np.ndarray], config: 'FitConfig',
     for fold in range(folds):
         held_out = np.flatnonzero(assignment == fold)
         rest = [images[i] for i in np.flatnonzero(assignment != fold)]
-        detector = fit_detector(rest, plain, calibration=[images[i] for i in held_out[:2]])
+        detector = fit(rest, plain, calibration=[images[i] for i in held_out[:2]])
         scores[held_out] = detector.raw_scores([images[i] for i in held_out],
                                                config.batch_size)
     return scores
 
 
-def screen_training_set(images: Sequence[np.ndarray], config: 'FitConfig', spec: BackboneSpec,
+def screen_training_set(images: Sequence[np.ndarray], config: Any, spec: BackboneSpec,
                         backbone_state: dict[str, torch.Tensor] | None,
-                        robust: RobustConfig) -> ScreeningReport:
+                        robust: RobustConfig, fit: FitFunction) -> ScreeningReport:
     """Score the training images (see the module docstring) and pick the ones to drop."""
     # fork_rng: screening must not shift the final fit's random draws (e.g. PatchCore's coreset
     # projection), so a screening that drops nothing gives exactly the plain fit.
@@ -226,7 +227,7 @@ def screen_training_set(images: Sequence[np.ndarray], config: 'FitConfig', spec:
                                       robust.batch_size, config.progress)
             scores = leave_one_out_scores(features, robust.neighbours)
         else:
-            scores = out_of_fold_scores(images, config, robust.folds)
+            scores = out_of_fold_scores(images, config, robust.folds, fit)
     dropped, cutoff = select_outliers(scores, robust)
     _, median, spread = robust_z(rule_scale(scores, robust))
     LOGGER.info('robust screening (%s, %s) dropped %d of %d training images',
@@ -235,12 +236,17 @@ def screen_training_set(images: Sequence[np.ndarray], config: 'FitConfig', spec:
                            [float(s) for s in scores])
 
 
-def robust_training_set(train: Sequence[Any], config: 'FitConfig', spec: BackboneSpec,
+def robust_training_set(train: Sequence[Any], config: Any, spec: BackboneSpec,
                         backbone_state: dict[str, torch.Tensor] | None,
-                        load: Callable[[int], np.ndarray]) -> tuple[list[Any], ScreeningReport]:
-    """Return the kept training sources and the screening report (``load(i)`` reads image i)."""
+                        load: Callable[[int], np.ndarray],
+                        fit: FitFunction) -> tuple[list[Any], ScreeningReport]:
+    """Return the kept training sources and the screening report (``load(i)`` reads image i).
+
+    ``config`` is the :class:`~.fitting.FitConfig`; ``fit`` is ``fit_detector`` (for the
+    ``method`` screen).
+    """
     images = [load(i) for i in range(len(train))]
-    report = screen_training_set(images, config, spec, backbone_state, config.robust)
+    report = screen_training_set(images, config, spec, backbone_state, config.robust, fit)
     dropped = set(report.dropped_indices)
     report.dropped_names = [_source_name(train[i]) for i in report.dropped_indices]
     return [source for i, source in enumerate(train) if i not in dropped], report
