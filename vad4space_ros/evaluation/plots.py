@@ -111,12 +111,25 @@ def heatmap_gallery(detector: Any, samples: Sequence[Any], images: Sequence[np.n
     return _save(pyplot, figure, path)
 
 
+def _class_names(result: dict[str, Any]) -> list[str]:
+    """Return the anomaly classes of a sweep, sorted."""
+    return sorted({name for row in result['rows'] for name in row['class_auroc']})
+
+
+def _auroc_series(result: dict[str, Any], method: str, name: str,
+                  spectral_only: bool) -> tuple[list[float], list[float]]:
+    """Return (levels, AUROCs) of one method and class (NaN where undefined)."""
+    points = sorted((row['subtlety'], row['class_auroc'].get(name))
+                    for row in result['rows']
+                    if row['method'] == method and row['spectral_only'] == spectral_only)
+    return ([level for level, _ in points],
+            [np.nan if value is None else value for _, value in points])
+
+
 def plot_subtlety_sweep(result: dict[str, Any], path: str | Path) -> Path:
     """Draw AUROC per class against subtlety, one panel per method (see :mod:`.sweep`)."""
-    from vad4space_ros.evaluation.sweep import auroc_series, class_names
-
     methods = result['methods']
-    classes = class_names(result)
+    classes = _class_names(result)
     pyplot = _pyplot()
     columns = min(4, len(methods))
     rows = -(-len(methods) // columns)
@@ -126,7 +139,7 @@ def plot_subtlety_sweep(result: dict[str, Any], path: str | Path) -> Path:
     for panel, method in zip(axes.flat, methods):
         for index, name in enumerate(classes):
             for spectral_only, style in ((False, '-'), (True, '--')):
-                levels, values = auroc_series(result, method, name, spectral_only)
+                levels, values = _auroc_series(result, method, name, spectral_only)
                 if levels:
                     panel.plot(levels, values, style, marker='o', markersize=3,
                                color=colours(index % 10),

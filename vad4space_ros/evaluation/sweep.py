@@ -21,7 +21,6 @@ from pathlib import Path
 import time
 from typing import Any, Sequence
 
-import numpy as np
 
 from vad4space_ros.data import synthetic
 from vad4space_ros.data.datasets import load_dataset
@@ -50,7 +49,7 @@ def run_sweep(dataset: str, out_dir: str | Path, methods: Sequence[str],
               levels: Sequence[float] = LEVELS, size: str = 'tiny', seed: int = 0,
               fit: FitOptions | None = None, progress: bool = True) -> dict[str, Any]:
     """Run the sweep of the module docstring; write its JSON and PNG and return the JSON."""
-    from vad4space_ros.deploy.spectral import fit_spectral_fusion
+    from vad4space_ros.training.spectral_fitting import fit_spectral_fusion
     from vad4space_ros.training.fitting import FitConfig, fit_detector
 
     fit = fit or FitOptions()
@@ -122,18 +121,3 @@ def breakdown_levels(result: dict[str, Any], floor: float = 0.7) -> dict[str, di
             if classes[name] is None and value is not None and value < floor:
                 classes[name] = row['subtlety']
     return found
-
-
-def class_names(result: dict[str, Any]) -> list[str]:
-    """Return the anomaly classes of a sweep, sorted."""
-    return sorted({name for row in result['rows'] for name in row['class_auroc']})
-
-
-def auroc_series(result: dict[str, Any], method: str, name: str,
-                 spectral_only: bool) -> tuple[list[float], list[float]]:
-    """Return (levels, AUROCs) of one method and class (NaN where undefined)."""
-    points = sorted((row['subtlety'], row['class_auroc'].get(name))
-                    for row in result['rows']
-                    if row['method'] == method and row['spectral_only'] == spectral_only)
-    return ([level for level, _ in points],
-            [np.nan if value is None else value for _, value in points])
