@@ -33,7 +33,6 @@ from vad4space_ros.data.samples import (
 SPLITS = ('train', 'val', 'test')
 CLASSES = ('none', 'ejecta', 'oldcrater')
 NORMAL_CLASS = 'none'
-IMAGE_SIZE = 227
 # File counts of the real dataset per split and class (from the split manifest).
 REAL_COUNTS = {
     'train': {'ejecta': 358, 'oldcrater': 594, 'none': 2656},

@@ -58,8 +58,6 @@ UNKNOWN_CATEGORY = 'unknown'
 # The paper's eight novelty classes, by their folder names in the real archive.
 NOVEL_CLASSES = ('drill-hole', 'drt', 'dump-pile', 'broken-rock', 'meteorite', 'veins',
                  'float', 'bedrock')
-# Further class folders present in the real archive.
-EXTRA_NOVEL_CLASSES = ('scuff', 'other', 'edge_cases')
 
 
 def find_root(root: Path | str) -> Path:

@@ -27,15 +27,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import logging
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
-
-import numpy as np
+from typing import Iterable, Sequence
 
 from vad4space_ros.data.files import (  # re-exported: the readers' long-standing home
     BANDS_SUFFIX, DatasetError, IMAGE_SUFFIXES, is_readable, load_bands, load_rgb)
 
 __all__ = ['ANOMALY', 'BANDS_SUFFIX', 'Dataset', 'DatasetError', 'find_layout_root',
-           'IMAGE_SUFFIXES', 'is_readable', 'iter_rgb', 'keep_readable', 'list_files',
+           'IMAGE_SUFFIXES', 'is_readable', 'keep_readable', 'list_files',
            'load_bands', 'load_rgb', 'NORMAL', 'require_root', 'Sample']
 
 NORMAL = 0
@@ -94,19 +92,6 @@ def keep_readable(
             skipped.append((sample.path, reason))
             logger.warning('skipping unreadable file %s: %s', sample.path, reason)
     return kept
-
-
-def iter_rgb(
-        samples: Iterable[Sample],
-        skipped: list[tuple[Path, str]] | None = None) -> Iterator[tuple[Sample, np.ndarray]]:
-    """Yield ``(sample, rgb)`` pairs, skipping (and reporting) files that cannot be read."""
-    for sample in samples:
-        try:
-            yield sample, load_rgb(sample)
-        except DatasetError as error:
-            logger.warning('skipping %s', error)
-            if skipped is not None:
-                skipped.append((sample.path, str(error)))
 
 
 def list_files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:

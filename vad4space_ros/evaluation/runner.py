@@ -41,7 +41,6 @@ the PNGs of :mod:`vad4space_ros.evaluation.plots`.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-import json
 import logging
 from pathlib import Path
 import time
@@ -365,8 +364,3 @@ def _plots(result: BenchmarkResult, models: dict[str, dict[str, Path]],
                               seed=result.seed)
         files[f'gallery_{method}'] = str(path)
     return files
-
-
-def load_results(path: str | Path) -> dict[str, Any]:
-    """Read a ``results.json`` written by :func:`run_benchmark`."""
-    return json.loads(Path(path).read_text())
