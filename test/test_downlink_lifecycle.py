@@ -21,13 +21,16 @@ import sqlite3
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.srv import GetParameters
 import ros_harness
 from test_downlink_core import basis, record
 from test_downlink_node import detection_msg, LATCHED, NODE, parameters, RELIABLE
 
 from vad4space_ros.downlink.store import DownlinkStore
+import yaml
 
 COMMAND = ros_harness.node_command('vad4space_downlink', 'vad4space_ros.nodes.downlink_node')
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
 def change(ros: ros_harness.RosTestNode, transition: int, process) -> bool:
@@ -89,3 +92,25 @@ def test_a_bad_database_at_configure_leaves_the_node_alive_and_unconfigured(
         node.assert_alive()
         assert 'cannot configure' in node.log() and str(database) in node.log()
     assert database.read_bytes() == b'not a database' * 500
+
+
+def test_namespaced_downlink_loads_its_yaml_and_connects(tmp_path: Path) -> None:
+    """Under /rover1 the /**/ key of config/downlink.yaml applies and relative topics resolve."""
+    config = yaml.safe_load((PACKAGE_ROOT / 'config' / 'downlink.yaml').read_text())
+    config['/**/vad4space_downlink']['ros__parameters']['jpeg_quality'] = 77  # not the default
+    params_file = tmp_path / 'downlink.yaml'
+    params_file.write_text(yaml.safe_dump(config))
+    database = tmp_path / 'queue.db'
+    node = '/rover1/vad4space_downlink'
+    with ros_harness.run_node(COMMAND, parameters(database), remappings={'__ns': '/rover1'},
+                              params_file=params_file) as process, \
+            ros_harness.RosTestNode() as ros:
+        values = ros.call_service(GetParameters, f'{node}/get_parameters',
+                                  GetParameters.Request(names=['jpeg_quality', 'database']),
+                                  timeout=60.0, process=process).values
+        assert values[0].integer_value == 77 and values[1].string_value == str(database)
+        queue = ros.collect(DiagnosticArray, f'{node}/queue', LATCHED)
+        detections = ros.node.create_publisher(DiagnosticArray, '/rover1/detection', RELIABLE)
+        ros.publish_until_answered(detections, detection_msg(record(1, 0.9, basis(1))), [queue],
+                                   process=process)
+        ros.spin_until(lambda: stored(database) == 1, 10.0, process, what='one accepted item')

@@ -32,7 +32,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from vad4space_ros.data import mastcam, synthetic_lunar, synthetic_mars
+from vad4space_ros.data import synthetic_lunar, synthetic_mars
+from vad4space_ros.data.files import rgb_view
 
 MARS_TILE = synthetic_mars.SIZE
 # Novel classes that show in the RGB view (half of the 'veins' and 'meteorite' tiles differ
@@ -57,7 +58,7 @@ class Box:
 
 def mars_tile(rng: np.random.Generator, category: str = 'typical') -> np.ndarray:
     """Render one 64x64 Mastcam-like tile of ``category`` as RGB uint8 (the RGB view)."""
-    return mastcam.rgb_view(synthetic_mars.render_tile(rng, category))
+    return rgb_view(synthetic_mars.render_tile(rng, category))
 
 
 def _starts(length: int) -> list[int]:

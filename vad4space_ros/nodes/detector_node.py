@@ -51,8 +51,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, LifecycleState
+from rclpy.lifecycle import LifecyclePublisher, LifecycleState
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
@@ -74,6 +73,7 @@ from vad4space_ros.nodes.detector_parameters import checked_bands, checked_trans
 from vad4space_ros.nodes.detector_status import detector_status
 from vad4space_ros.nodes.entry_point import run_node
 from vad4space_ros.nodes.frame_queue import Counters, Frame, NewestFrameQueue
+from vad4space_ros.nodes.managed_node import ManagedNode, spin_until_finalized
 from vad4space_ros.nodes.model_access import allowed_model_path
 from vad4space_ros.nodes.parameters import declare_parameters
 from vad4space_ros.nodes.region_markers import region_markers
@@ -90,8 +90,10 @@ class StartupError(RuntimeError):
     """The node cannot be configured (for example the model file is missing or corrupt)."""
 
 
-class DetectorNode(LifecycleNode):
+class DetectorNode(ManagedNode):
     """Anomaly detector lifecycle node; usable as a component (``DetectorNode(**node_kwargs)``)."""
+
+    released = 'unconfigured: model released'
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         """Declare parameters; with ``autostart`` configure and activate (raise StartupError)."""
@@ -116,11 +118,6 @@ class DetectorNode(LifecycleNode):
             self.destroy_node()
             raise StartupError(self._configure_error)
         self.trigger_activate()
-
-    @property
-    def lifecycle_state(self) -> str:
-        """Return the label of the current lifecycle state ('unconfigured', 'active', ...)."""
-        return self._state_machine.current_state[1]
 
     # ----------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -189,32 +186,6 @@ class DetectorNode(LifecycleNode):
         self.get_logger().info(f'active: listening on {self._inputs[0].topic_name} '
                                f'(camera info: {self._inputs[1].topic_name})')
         return result
-
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Unsubscribe, drop queued frames, stop the worker and disable the publishers."""
-        self._stop_input()
-        self.get_logger().info('inactive: not subscribed, publishing nothing')
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Release the model and the publishers."""
-        self._release()
-        self.get_logger().info('unconfigured: model released')
-        return super().on_cleanup(state)
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Release everything, from any primary state."""
-        self._stop_input()
-        self._release()
-        self.get_logger().info('finalized')
-        return super().on_shutdown(state)
-
-    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Release everything after a transition raised; the node becomes unconfigured."""
-        self._stop_input()
-        self._release()
-        self.get_logger().error(f'a transition from {state.label} raised; now unconfigured')
-        return super().on_error(state)
 
     def _stop_input(self) -> None:
         """Destroy the subscriptions and the diagnostics timer; stop the worker thread."""
@@ -381,20 +352,6 @@ class DetectorNode(LifecycleNode):
         """Stop the worker thread, then destroy the node."""
         self._stop_input()
         super().destroy_node()
-
-
-def spin_until_finalized(node: DetectorNode) -> None:
-    """Spin ``node`` until rclpy shuts down or the node is finalized (shutdown transition)."""
-    executor = SingleThreadedExecutor(context=node.context)
-    executor.add_node(node)
-    try:
-        while node.context.ok() and node.lifecycle_state != 'finalized':
-            executor.spin_once(timeout_sec=0.5)
-        if node.context.ok():
-            executor.spin_once(timeout_sec=0.2)  # let the shutdown response go out
-    finally:
-        executor.remove_node(node)
-        executor.shutdown()
 
 
 def main(args: list[str] | None = None) -> int:

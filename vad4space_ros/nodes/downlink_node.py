@@ -67,8 +67,7 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import ParameterException
-from rclpy.executors import MultiThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, LifecycleState
+from rclpy.lifecycle import LifecyclePublisher, LifecycleState
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
@@ -86,6 +85,7 @@ from vad4space_ros.nodes.downlink_outbox import OutboxPublisher
 from vad4space_ros.nodes.downlink_parameters import (
     check_node_settings, NODE_PARAMETERS, PARAMETERS)
 from vad4space_ros.nodes.entry_point import run_node
+from vad4space_ros.nodes.managed_node import ManagedNode, spin_until_finalized
 from vad4space_ros.nodes.parameters import declare_parameters
 from vad4space_ros.nodes.ros_conversions import image_msg_to_raw, msg_to_record, stamp_to_ns
 
@@ -99,8 +99,10 @@ class StartupError(ValueError):
     """``autostart`` could not configure the node (bad parameters or database)."""
 
 
-class DownlinkNode(LifecycleNode):
+class DownlinkNode(ManagedNode):
     """Wire the persistent :class:`DownlinkQueue` to ROS topics (a managed node)."""
+
+    released = 'unconfigured: database closed'
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         """Declare parameters; with ``autostart`` configure and activate (raise StartupError)."""
@@ -121,11 +123,6 @@ class DownlinkNode(LifecycleNode):
         if self.trigger_configure() != SUCCESS:
             raise StartupError(self._configure_error)
         self.trigger_activate()
-
-    @property
-    def lifecycle_state(self) -> str:
-        """Return the label of the current lifecycle state ('unconfigured', 'active', ...)."""
-        return self._state_machine.current_state[1]
 
     # --- lifecycle --------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -195,31 +192,6 @@ class DownlinkNode(LifecycleNode):
         self._queue_dirty = True
         self.get_logger().info('active: accepting detections and passes')
         return result
-
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Unsubscribe and stop the timers (buffered detections are still committed)."""
-        self._stop_input()
-        self.get_logger().info('inactive: not subscribed, publishing nothing')
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Commit what the intake holds, close the database, drop the publishers."""
-        self._release()
-        self.get_logger().info('unconfigured: database closed')
-        return super().on_cleanup(state)
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Release everything, from any primary state."""
-        self._stop_input()
-        self._release()
-        self.get_logger().info('finalized')
-        return super().on_shutdown(state)
-
-    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Release everything after a transition raised; the node becomes unconfigured."""
-        self._stop_input()
-        self._release()
-        return super().on_error(state)
 
     def _stop_input(self) -> None:
         for entity in self._inputs:
@@ -330,20 +302,6 @@ class DownlinkNode(LifecycleNode):
                                           self.counters + self.intake.counters, ranked))
 
 
-def spin_until_finalized(node: DownlinkNode) -> None:
-    """Spin ``node`` until rclpy shuts down or the node is finalized (shutdown transition)."""
-    executor = MultiThreadedExecutor(num_threads=2, context=node.context)
-    executor.add_node(node)
-    try:
-        while node.context.ok() and node.lifecycle_state != 'finalized':
-            executor.spin_once(timeout_sec=0.5)
-        if node.context.ok():
-            executor.spin_once(timeout_sec=0.2)  # let the shutdown response go out
-    finally:
-        executor.remove_node(node)
-        executor.shutdown()
-
-
 def _create_node() -> DownlinkNode:
     """Create the node; print why to stderr when it cannot start."""
     try:
@@ -356,7 +314,8 @@ def _create_node() -> DownlinkNode:
 def main(args: list[str] | None = None) -> int:
     """Run the downlink node until shutdown; return 2 if it cannot start."""
     return run_node(_create_node, args, startup_errors=STARTUP_ERRORS, startup_exit_code=2,
-                    spin=spin_until_finalized, before_destroy=DownlinkNode.close)
+                    spin=lambda node: spin_until_finalized(node, threads=2),
+                    before_destroy=DownlinkNode.close)
 
 
 if __name__ == '__main__':
