@@ -11,7 +11,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
-"${PIP[@]}" install -q --upgrade "pip>=24" setuptools wheel
+"${PIP[@]}" install -q --upgrade "pip>=24" "setuptools<80" wheel  # colcon-core needs setuptools<80
 # torch first (ENVIRONMENT.md recipe), so that anomalib does not pull another build.
 echo "[setup] torch / torchvision"
 "${PIP[@]}" install -q "$(grep '^torch==' requirements.txt)" "$(grep '^torchvision==' requirements.txt)"
