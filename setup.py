@@ -41,6 +41,7 @@ setup(
         'console_scripts': [
             'vad4space = vad4space_ros.cli:main',
             'vad4space_detector = vad4space_ros.nodes.detector_node:main',
+            'vad4space_strip_detector = vad4space_ros.nodes.strip_detector_node:main',
             'vad4space_replay = vad4space_ros.nodes.replay_node:main',
             'vad4space_evaluator = vad4space_ros.nodes.evaluator_node:main',
             'vad4space_downlink = vad4space_ros.nodes.downlink_node:main',

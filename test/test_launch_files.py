@@ -32,6 +32,7 @@ from pathlib import Path
 import pytest
 from vad4space_ros.nodes.detector_parameters import PARAMETERS
 from vad4space_ros.nodes.rviz_layout import layout_topics, resolve_topic, write_layout
+from vad4space_ros.nodes.strip_detector_node import PARAMETERS as STRIP_PARAMETERS
 import yaml
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +43,8 @@ CONFIG_FILES = sorted((PACKAGE_ROOT / 'config').glob('*.yaml'))
 NAMESPACED_CONFIGS = [path for path in CONFIG_FILES if path.name != 'downlink.yaml']
 RVIZ_LAYOUT = PACKAGE_ROOT / 'config' / 'vad4space.rviz'
 NODE_CALLS = ('Node', 'LifecycleNode')
-DETECTOR_CONFIGS = ('rover.yaml', 'orbiter.yaml')  # detector-only files of the two launch files
+DETECTOR_CONFIGS = ('rover.yaml', 'orbiter.yaml')  # detector files of the two launch files
+OPTIONAL_FORWARDED = {'namespace', 'camera_info_topic'}  # forwarded to the include if declared
 REQUIRED_ARGUMENTS = {'image_topic', 'model_path', 'config'}
 DETECTOR_LAUNCH = 'detector.launch.py'  # the shared description the other launch files include
 
@@ -147,8 +149,7 @@ def test_launch_file_structure(launch_file: Path) -> None:
         launch_arguments = {k.arg: k.value for k in include.keywords}['launch_arguments']
         forwarded = forwarded_arguments(launch_arguments)
         expected = REQUIRED_ARGUMENTS | (
-            {'namespace'} if 'namespace' in positional_strings(tree, 'DeclareLaunchArgument')
-            else set())
+            OPTIONAL_FORWARDED & set(positional_strings(tree, 'DeclareLaunchArgument')))
         assert forwarded == {name: f'$(var {name})' for name in expected}
     scripts = console_scripts()
     for _, call in node_calls(tree):
@@ -253,26 +254,33 @@ def declared_type_matches(default: object, value: object) -> bool:
     return type(value) is type(default)
 
 
-def detector_sections(document: dict) -> list[tuple[str, dict]]:
-    """Return the (key, ros__parameters) sections addressed to the detector node."""
+def detector_sections(document: dict, node: str = 'vad4space_detector'
+                      ) -> list[tuple[str, dict]]:
+    """Return the (key, ros__parameters) sections addressed to ``node``."""
     return [(key, section['ros__parameters']) for key, section in document.items()
-            if key.split('/')[-1] == 'vad4space_detector']
+            if key.split('/')[-1] == node]
 
 
-def test_rover_and_orbiter_configs_hold_only_a_detector_section() -> None:
+def test_rover_and_orbiter_configs_hold_a_detector_section_and_orbiter_a_strip_one() -> None:
     for name in DETECTOR_CONFIGS:
         document = yaml.safe_load((PACKAGE_ROOT / 'config' / name).read_text())
-        assert len(document) == 1 and len(detector_sections(document)) == 1, name
+        strip_sections = detector_sections(document, 'vad4space_strip_detector')
+        assert len(detector_sections(document)) == 1, name
+        assert len(strip_sections) == (name == 'orbiter.yaml'), name
+        assert len(document) == 1 + len(strip_sections), name
 
 
 @pytest.mark.parametrize('config_file', CONFIG_FILES, ids=lambda path: path.name)
-def test_detector_sections_set_declared_parameters_within_range(config_file: Path) -> None:
+@pytest.mark.parametrize('node, declared', [('vad4space_detector', PARAMETERS),
+                                            ('vad4space_strip_detector', STRIP_PARAMETERS)])
+def test_detector_sections_set_declared_parameters_within_range(
+        config_file: Path, node: str, declared: dict) -> None:
     document = yaml.safe_load(config_file.read_text())
-    for node_key, parameters in detector_sections(document):
+    for node_key, parameters in detector_sections(document, node):
         assert parameters, f'{config_file.name}: empty ros__parameters for {node_key}'
         for name, value in parameters.items():
-            assert name in PARAMETERS, f'{config_file.name}: {name} is not declared by the node'
-            default, descriptor = PARAMETERS[name]
+            assert name in declared, f'{config_file.name}: {name} is not declared by {node}'
+            default, descriptor = declared[name]
             assert declared_type_matches(default, value), (
                 f'{config_file.name}: {name}={value!r} is not a {type(default).__name__}')
             ranges = list(descriptor.floating_point_range) + list(descriptor.integer_range)

@@ -118,10 +118,11 @@ def _cells(args: argparse.Namespace) -> int:
     fit = fit_options(args)
     if args.one_cell:
         record = run_cell(args.dataset, resolve_root(args), args.methods[0], args.settings[0],
-                          args.out, budget, fit, args.seed, args.max_train)
+                          args.out, budget, fit, args.seed, args.max_train, args.model_cache)
         return 0 if record['status'] != 'failed' else 1
     records = run_cells(args.dataset, resolve_root(args), args.out, args.methods,
-                        args.settings, budget, fit, args.seed, args.resume, args.max_train)
+                        args.settings, budget, fit, args.seed, args.resume, args.max_train,
+                        args.model_cache)
     for record in records:
         print(f'{record["dataset"]} {record["method"]} S{record["setting"]}: '
               f'{record["status"]}, AUROC {record.get("img_auroc", "-")}, '
@@ -227,6 +228,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     full.add_argument('--resume', action='store_true', help='skip cells already finished')
     full.add_argument('--assemble', action='store_true',
                       help='only write OUT/tables.md from the cell files present')
+    full.add_argument('--model-cache', type=Path,
+                      help='keep fitted models here; a cell with the same training set and '
+                           'options (settings 1 and 2) loads the model instead of refitting')
     full.add_argument('--one-cell', action='store_true', help=argparse.SUPPRESS)
     sweep = parser.add_argument_group(
         'difficulty sweep (evaluation/sweep.py, SYNTHETIC data generated at --size)')

@@ -31,12 +31,18 @@ Each cell's ``status``:
   nothing was scored;
 * ``failed``: the cell raised; the error is recorded.
 
+Settings 1 and 2 train on the same images (:mod:`vad4space_ros.data.protocols`). With a model
+cache (``--model-cache DIR``) a cell saves its fitted model there, keyed by the training list
+and fit options, and a later cell with the same key loads it instead of fitting again; its
+record says ``fit_reused`` and keeps the original fit's wall time as ``fit_seconds``.
+
 Cells hold no models and no per-image scores: config, counts, fit time, status and metrics
 (overall and per anomaly class).
 """
 from __future__ import annotations
 
 from dataclasses import asdict
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -73,10 +79,20 @@ def cell_path(out_dir: str | Path, dataset: str, method: str, setting: int) -> P
     return Path(out_dir) / CELLS_FOLDER / f'{cell_name(dataset, method, setting)}.json'
 
 
+def cached_model_path(cache: Path, dataset: str, method: str, train: Sequence[Path],
+                      fit: FitOptions, seed: int) -> Path:
+    """Return where the model fitted on ``train`` with ``fit`` is cached."""
+    key = json.dumps({'train': [str(path) for path in train], 'fit': asdict(fit),
+                      'seed': seed}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return cache / f'{dataset}-{method}-{digest}.safetensors'
+
+
 def run_cell(dataset: str, root: str | Path, method: str, setting: int, out_dir: str | Path,
              budget: float, fit: FitOptions | None = None, seed: int = 0,
-             max_train: int | None = None) -> dict[str, Any]:
-    """Fit and score one cell in this process; write and return its record."""
+             max_train: int | None = None, model_cache: Path | None = None) -> dict[str, Any]:
+    """Fit (or load from ``model_cache``) and score one cell; write and return its record."""
+    from vad4space_ros.models.torch_detector import load_artifact
     from vad4space_ros.training.fitting import FitConfig, fit_detector
 
     fit = fit or FitOptions()
@@ -96,11 +112,23 @@ def run_cell(dataset: str, root: str | Path, method: str, setting: int, out_dir:
                            epochs=fit.epochs_for(method), batch_size=fit.batch_size,
                            false_alarm_rate=fit.false_alarm_rate, seed=seed, progress=False,
                            method_options=fit.method_options(method), time_budget=budget)
-        logger.info('cell %s: fitting on %d training images', cell_name(dataset, method, setting),
-                    len(split.train))
-        detector = fit_detector([s.path for s in split.train], config,
-                                [s.path for s in split.calibration])
-        fit_seconds = time.perf_counter() - started
+        train = [s.path for s in split.train]
+        cached = (cached_model_path(model_cache, dataset, method, train, fit, seed)
+                  if model_cache else None)
+        if cached and cached.is_file():
+            logger.info('cell %s: reusing the model fitted on the same %d training images (%s)',
+                        cell_name(dataset, method, setting), len(train), cached.name)
+            detector = load_artifact(cached)
+            fit_seconds = detector.metadata['cell_fit_seconds']
+            record['fit_reused'] = cached.name
+        else:
+            logger.info('cell %s: fitting on %d training images',
+                        cell_name(dataset, method, setting), len(train))
+            detector = fit_detector(train, config, [s.path for s in split.calibration])
+            fit_seconds = time.perf_counter() - started
+            if cached:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                detector.save(cached, {**detector.metadata, 'cell_fit_seconds': fit_seconds})
         clock = detector.metadata.get('fit_time', {})
         raw = detector.raw_scores([load_rgb(s) for s in split.test], fit.batch_size)
         calibrated = detector.calibration.normalise(raw)
@@ -125,8 +153,8 @@ def run_cell(dataset: str, root: str | Path, method: str, setting: int, out_dir:
 
 
 def _cell_command(dataset: str, root: Path, method: str, setting: int, out_dir: Path,
-                  budget: float, fit: FitOptions, seed: int,
-                  max_train: int | None) -> list[str]:
+                  budget: float, fit: FitOptions, seed: int, max_train: int | None,
+                  model_cache: Path | None) -> list[str]:
     command = [sys.executable, '-c', CLI_ENTRY, 'benchmark', '--dataset', dataset,
                '--root', str(root), '--out', str(out_dir), '--methods', method,
                '--settings', str(setting), '--seed', str(seed), '--one-cell',
@@ -139,13 +167,16 @@ def _cell_command(dataset: str, root: Path, method: str, setting: int, out_dir: 
         command += ['--max-epochs', str(fit.max_epochs)]
     if max_train is not None:
         command += ['--max-train', str(max_train)]
+    if model_cache is not None:
+        command += ['--model-cache', str(model_cache)]
     return command
 
 
 def run_cells(dataset: str, root: str | Path, out_dir: str | Path,
               methods: Sequence[str] = METHOD_NAMES, settings: Sequence[int] = SETTINGS,
               budget: float = 1200.0, fit: FitOptions | None = None, seed: int = 0,
-              resume: bool = True, max_train: int | None = None) -> list[dict[str, Any]]:
+              resume: bool = True, max_train: int | None = None,
+              model_cache: Path | None = None) -> list[dict[str, Any]]:
     """Run every missing cell in its own process (killed at the budget); return the records."""
     fit = fit or FitOptions()
     root, out_dir = Path(root), Path(out_dir)
@@ -163,7 +194,7 @@ def run_cells(dataset: str, root: str | Path, out_dir: str | Path,
                 continue
         logger.info('[%d/%d] %s: running (budget %.0f s)', number, len(cells), name, budget)
         command = _cell_command(dataset, root, method, setting, out_dir, budget, fit, seed,
-                                max_train)
+                                max_train, model_cache)
         started = time.perf_counter()
         try:
             subprocess.run(command, check=False,

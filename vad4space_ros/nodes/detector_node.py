@@ -126,7 +126,7 @@ class DetectorNode(ManagedNode):
         try:
             checked_transport(self.get_parameter('transport').value)
             self._scorer = FrameScorer(
-                self._load_model(model_path), bool(self.get_parameter('spectral_fusion').value),
+                self.load_model(model_path), bool(self.get_parameter('spectral_fusion').value),
                 ScaleOptions(
                     sixteen_bit_max=int(self.get_parameter('sixteen_bit_max').value),
                     float_max=float(self.get_parameter('float_max').value),
@@ -213,7 +213,8 @@ class DetectorNode(ManagedNode):
 
     # ----------------------------------------------------------------- parameters
     @staticmethod
-    def _load_model(model_path: str) -> Model:
+    def load_model(model_path: str) -> Model:
+        """Load ``model_path``; raise StartupError with the reason when it cannot be used."""
         if not model_path:
             raise StartupError('parameter model_path is empty: give the model file written '
                                'by `vad4space fit` (-p model_path:=/path/model.safetensors)')
@@ -240,7 +241,7 @@ class DetectorNode(ManagedNode):
                           if 'model_path' in changes else None)
             if current is None:
                 return SetParametersResult(successful=True)
-            model = (self._load_model(str(model_file)) if model_file is not None
+            model = (self.load_model(str(model_file)) if model_file is not None
                      else current.model)
         except (ValueError, StartupError) as error:
             return SetParametersResult(successful=False, reason=str(error))
