@@ -94,6 +94,18 @@ def test_cells_write_one_file_each_resume_skips_them_and_tables_assemble(
     assert f'{record["img_auroc"]:.2f}' in tables and 'ejecta' in tables
 
 
+def test_setting_2_reuses_the_setting_1_fit_from_the_model_cache(
+        lunar_chips: Path, tmp_path: Path):
+    options, cache = _fit_options(), tmp_path / 'models'
+    first = run_cell('lroc', lunar_chips, 'padim', 1, tmp_path, 600, options, model_cache=cache)
+    assert 'fit_reused' not in first and len(list(cache.glob('*.safetensors'))) == 1
+    second = run_cell('lroc', lunar_chips, 'padim', 2, tmp_path, 600, options, model_cache=cache)
+    assert second['fit_reused'] == next(cache.glob('*.safetensors')).name
+    assert second['fit_seconds'] == first['fit_seconds'] and second['n'] < first['n']
+    third = run_cell('lroc', lunar_chips, 'padim', 3, tmp_path, 600, options, model_cache=cache)
+    assert 'fit_reused' not in third and len(list(cache.glob('*.safetensors'))) == 2
+
+
 def test_a_failing_cell_is_recorded_not_raised(tmp_path: Path):
     record = run_cell('lroc', tmp_path / 'missing', 'padim', 1, tmp_path, budget=60,
                       fit=_fit_options())
