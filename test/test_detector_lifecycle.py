@@ -119,7 +119,7 @@ def test_transitions_over_dds_bad_model_inactive_silence_and_active_scoring(
         assert lifecycle.state() == 'unconfigured'
         process.assert_alive()
         log = process.log()
-        assert 'configure failed' in log and 'cannot load model' in log
+        assert 'cannot configure' in log and 'cannot load model' in log
         assert str(model_dir / 'broken.safetensors') in log and 'Traceback' not in log
         results = ros.set_parameters(NODE, {'model_path': str(model_dir / 'padim.safetensors')},
                                      process=process)

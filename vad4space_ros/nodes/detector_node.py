@@ -51,8 +51,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.lifecycle import LifecyclePublisher, LifecycleState
-from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -73,7 +72,7 @@ from vad4space_ros.nodes.detector_parameters import checked_bands, checked_trans
 from vad4space_ros.nodes.detector_status import detector_status
 from vad4space_ros.nodes.entry_point import run_node
 from vad4space_ros.nodes.frame_queue import Counters, Frame, NewestFrameQueue
-from vad4space_ros.nodes.managed_node import ManagedNode, spin_until_finalized
+from vad4space_ros.nodes.managed_node import ManagedNode, spin_until_finalized, StartupError
 from vad4space_ros.nodes.model_access import allowed_model_path
 from vad4space_ros.nodes.parameters import declare_parameters
 from vad4space_ros.nodes.region_markers import region_markers
@@ -83,11 +82,6 @@ from visualization_msgs.msg import ImageMarker
 
 NODE_NAME = 'vad4space_detector'
 WARN_THROTTLE_SEC = 5.0
-SUCCESS = TransitionCallbackReturn.SUCCESS
-
-
-class StartupError(RuntimeError):
-    """The node cannot be configured (for example the model file is missing or corrupt)."""
 
 
 class DetectorNode(ManagedNode):
@@ -107,17 +101,8 @@ class DetectorNode(ManagedNode):
         self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
         self._diagnostics_timer = None
-        self._configure_error = ''
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        if not self.get_parameter('autostart').value:
-            self.get_logger().info('unconfigured (autostart false): waiting for the configure '
-                                   'and activate transitions on ~/change_state')
-            return
-        if self.trigger_configure() != SUCCESS:
-            self.get_logger().fatal(f'cannot start: {self._configure_error}')
-            self.destroy_node()
-            raise StartupError(self._configure_error)
-        self.trigger_activate()
+        self.autostart(bool(self.get_parameter('autostart').value))
 
     # ----------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -137,9 +122,7 @@ class DetectorNode(ManagedNode):
                             int(self.get_parameter('tile_batch_size').value)),
                 int(self.get_parameter('max_regions').value))
         except (StartupError, ValueError) as error:
-            self._configure_error = str(error)
-            self.get_logger().error(f'configure failed, still unconfigured: {error}')
-            return TransitionCallbackReturn.FAILURE
+            return self.refuse_configure(error)
         self._threshold = float(self.get_parameter('threshold').value)
         self._publish_heatmap = bool(self.get_parameter('publish_heatmap').value)
         self._publish_map = bool(self.get_parameter('publish_map').value)
@@ -207,9 +190,7 @@ class DetectorNode(ManagedNode):
         """Drop the model, the last camera info and every lifecycle publisher."""
         self._scorer = None
         self._camera_info = None
-        for entity in list(self._managed_entities):
-            if isinstance(entity, LifecyclePublisher):
-                self.destroy_lifecycle_publisher(entity)
+        self.destroy_publishers()
 
     # ----------------------------------------------------------------- parameters
     @staticmethod

@@ -67,7 +67,7 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import ParameterException
-from rclpy.lifecycle import LifecyclePublisher, LifecycleState
+from rclpy.lifecycle import LifecycleState
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
@@ -85,18 +85,14 @@ from vad4space_ros.nodes.downlink_outbox import OutboxPublisher
 from vad4space_ros.nodes.downlink_parameters import (
     check_node_settings, NODE_PARAMETERS, PARAMETERS)
 from vad4space_ros.nodes.entry_point import run_node
-from vad4space_ros.nodes.managed_node import ManagedNode, spin_until_finalized
+from vad4space_ros.nodes.managed_node import ManagedNode, spin_until_finalized, StartupError
 from vad4space_ros.nodes.parameters import declare_parameters
 from vad4space_ros.nodes.ros_conversions import image_msg_to_raw, msg_to_record, stamp_to_ns
 
 NODE_NAME = 'vad4space_downlink'
 ACK_POLL_S = 0.02
-STARTUP_ERRORS = (ValueError, ParameterException)  # unusable parameters or database
+STARTUP_ERRORS = (StartupError, ValueError, ParameterException)  # unusable parameters or database
 SUCCESS = TransitionCallbackReturn.SUCCESS
-
-
-class StartupError(ValueError):
-    """``autostart`` could not configure the node (bad parameters or database)."""
 
 
 class DownlinkNode(ManagedNode):
@@ -116,13 +112,7 @@ class DownlinkNode(ManagedNode):
         self.counters: Counter[str] = Counter()
         self._lock = threading.Lock()  # the database: intake thread vs. executor callbacks
         self._inputs: list[Any] = []  # subscriptions and timers while active
-        self._configure_error = ''
-        if not self.settings['autostart']:
-            self.get_logger().info('unconfigured (autostart false): waiting for configure')
-            return
-        if self.trigger_configure() != SUCCESS:
-            raise StartupError(self._configure_error)
-        self.trigger_activate()
+        self.autostart(bool(self.settings['autostart']))
 
     # --- lifecycle --------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -136,9 +126,7 @@ class DownlinkNode(ManagedNode):
                                                DownlinkPolicy(**self._policy_values),
                                                self.settings['synchronous'])
         except ValueError as error:  # StoreError included
-            self._configure_error = str(error)
-            self.get_logger().error(f'cannot configure: {error} (still unconfigured)')
-            return TransitionCallbackReturn.FAILURE
+            return self.refuse_configure(error)
         self.intake = IntakeWorker(self.queue, self.capture, self._lock,
                                    int(self.settings['intake_buffer']),
                                    int(self.settings['commit_group']), self._log,
@@ -211,9 +199,7 @@ class DownlinkNode(ManagedNode):
             self.queue.close()
             self.queue = None
         self.outbox = None
-        for entity in list(self._managed_entities):
-            if isinstance(entity, LifecyclePublisher):
-                self.destroy_lifecycle_publisher(entity)
+        self.destroy_publishers()
 
     def close(self) -> None:
         """Stop input, commit what the intake buffer holds, close the database."""

@@ -12,22 +12,54 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""What the managed (lifecycle) nodes share: the teardown transitions and spinning to the end.
+"""What the managed (lifecycle) nodes share: autostart, teardown, spinning to the end.
 
 A subclass stops its inputs (subscriptions, timers, worker threads) in ``_stop_input`` and frees
 what configure created (model, database, publishers) in ``_release``; this base runs them in the
-order each transition needs and logs the new state.
+order each transition needs and logs the new state. With ``autostart`` a node configures and
+activates itself from its constructor (:meth:`ManagedNode.autostart`); a configure that fails
+(:meth:`ManagedNode.refuse_configure`) then raises :class:`StartupError`.
 """
 from __future__ import annotations
 
 from rclpy.executors import Executor, MultiThreadedExecutor, SingleThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import (
+    LifecycleNode, LifecyclePublisher, LifecycleState, TransitionCallbackReturn)
+
+
+class StartupError(RuntimeError):
+    """``autostart`` could not configure the node (for example a missing or corrupt model)."""
 
 
 class ManagedNode(LifecycleNode):
     """A lifecycle node with the project's deactivate/cleanup/shutdown/error behaviour."""
 
     released = 'unconfigured'  # the log line after cleanup; subclasses say what was released
+    _configure_error = ''
+
+    def autostart(self, enabled: bool) -> None:
+        """Configure and activate now if ``enabled`` (raise StartupError), else wait."""
+        if not enabled:
+            self.get_logger().info('unconfigured (autostart false): waiting for the configure '
+                                   'and activate transitions on ~/change_state')
+            return
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            self.get_logger().fatal(f'cannot start: {self._configure_error}')
+            self.destroy_node()
+            raise StartupError(self._configure_error)
+        self.trigger_activate()
+
+    def refuse_configure(self, error: Exception) -> TransitionCallbackReturn:
+        """Log why configure failed and stay unconfigured."""
+        self._configure_error = str(error)
+        self.get_logger().error(f'cannot configure: {error} (still unconfigured)')
+        return TransitionCallbackReturn.FAILURE
+
+    def destroy_publishers(self) -> None:
+        """Destroy every lifecycle publisher (they are created again by configure)."""
+        for entity in list(self._managed_entities):
+            if isinstance(entity, LifecyclePublisher):
+                self.destroy_lifecycle_publisher(entity)
 
     @property
     def lifecycle_state(self) -> str:

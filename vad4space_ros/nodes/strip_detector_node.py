@@ -43,7 +43,7 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
-from rclpy.lifecycle import LifecyclePublisher, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
 from std_msgs.msg import Header
@@ -55,11 +55,11 @@ from vad4space_ros.deploy.records import DetectionRecord
 from vad4space_ros.deploy.strip_images import StripImages, StripPlacement, StripUpdate
 from vad4space_ros.deploy.strips import StripError
 from vad4space_ros.deploy.tiling import TileOptions
-from vad4space_ros.nodes.detector_node import DetectorNode, StartupError
+from vad4space_ros.nodes.detector_node import DetectorNode
 from vad4space_ros.nodes.detector_parameters import PARAMETERS as DETECTOR_PARAMETERS
 from vad4space_ros.nodes.entry_point import run_node
 from vad4space_ros.nodes.frame_queue import Counters
-from vad4space_ros.nodes.managed_node import ManagedNode, spin_until_finalized
+from vad4space_ros.nodes.managed_node import ManagedNode, spin_until_finalized, StartupError
 from vad4space_ros.nodes.parameters import declare_parameters, parameter_descriptor
 from vad4space_ros.nodes.region_markers import region_markers
 from vad4space_ros.nodes.ros_conversions import (
@@ -98,16 +98,7 @@ class StripDetectorNode(ManagedNode):
         self._inputs: list[Any] = []
         self._timer = None
         self._marker_counts: dict[str, int] = {}
-        self._configure_error = ''
-        if not self.get_parameter('autostart').value:
-            self.get_logger().info('unconfigured (autostart false): waiting for the configure '
-                                   'and activate transitions on ~/change_state')
-            return
-        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-            self.get_logger().fatal(f'cannot start: {self._configure_error}')
-            self.destroy_node()
-            raise StartupError(self._configure_error)
-        self.trigger_activate()
+        self.autostart(bool(self._value('autostart')))
 
     def _value(self, name: str) -> Any:
         return self.get_parameter(name).value
@@ -121,9 +112,7 @@ class StripDetectorNode(ManagedNode):
                                    int(self._value('tile_batch_size'))),
                 int(self._value('max_regions')))
         except (StartupError, ValueError) as error:
-            self._configure_error = str(error)
-            self.get_logger().error(f'configure failed, still unconfigured: {error}')
-            return TransitionCallbackReturn.FAILURE
+            return self.refuse_configure(error)
         self._scale = ScaleOptions(sixteen_bit_max=int(self._value('sixteen_bit_max')),
                                    float_max=float(self._value('float_max')))
         self._threshold = float(self._value('threshold'))
@@ -162,9 +151,7 @@ class StripDetectorNode(ManagedNode):
     def _release(self) -> None:
         self._images = None
         self._pairs = None
-        for entity in list(self._managed_entities):
-            if isinstance(entity, LifecyclePublisher):
-                self.destroy_lifecycle_publisher(entity)
+        self.destroy_publishers()
 
     # ----------------------------------------------------------------- strips
     def _on_image(self, message: Image) -> None:
