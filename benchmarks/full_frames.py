@@ -26,6 +26,10 @@ All images are SYNTHETIC (vad4space_ros/data/synthetic_frames.py):
   detection rate of novel frames at that threshold. A frame threshold fitted on normal frames
   (``calibrate_on_frames``, first half of the normal frames; rate on the other half) is
   reported next to the derived one.
+- **6-band Mars frames** (``--fused-model``, ``vad4space fit --spectral-fusion``): the same
+  frames with all six bands (8UC6), novel tiles drawn from all eight classes (including the
+  NIR-only veins and meteorites); whole-frame fused scoring against fused 64-px tiles, plus the
+  model's RGB branch on the frames' RGB view in the same tiles (``rgb_branch``).
 - **Speed** (``--speed-model``, an edge ONNX model): seconds for one 1600x1200 frame at 64-px
   tiles (median of 3) and tiles per second against the tile batch size.
 - **Orbiter strips** (``--lroc-model``, fitted on 227x227 chips): a 5,064 x 52,224 grey image of
@@ -54,8 +58,11 @@ import numpy as np
 
 from vad4space_ros.data.synthetic_frames import (
     ChipMosaic, mars_frame, mars_tile, RGB_VISIBLE_NOVELTIES)
+from vad4space_ros.data.synthetic_mars import NOVELTIES
 from vad4space_ros.deploy.frame_scoring import FrameScorer
 from vad4space_ros.deploy.loading import load_model
+from vad4space_ros.deploy.preprocess import as_rgb
+from vad4space_ros.deploy.spectral import as_bands, bands_to_rgb, FusedDetector
 from vad4space_ros.deploy.strips import score_tiled, StripScorer
 from vad4space_ros.deploy.tiling import calibrate_on_frames, frame_calibration, TileOptions
 from vad4space_ros.evaluation.metrics import image_metrics
@@ -75,38 +82,56 @@ def _hit(box, y: int, x: int, height: int, width: int) -> bool:
     return box.overlaps(x, y, height=height, width=width)
 
 
+def _best_tile_hit(tiles, box, tile: int) -> bool:
+    best = np.unravel_index(np.argmax(tiles.grid), tiles.grid.shape)
+    return bool(box and _hit(box, int(tiles.rows[best[0]]), int(tiles.cols[best[1]]), tile,
+                             tile))
+
+
 def mars_accuracy(model_path: Path, frames: int, extra_normal: int, pool_size: int,
                   tile: int, batch: int, seed: int) -> dict:
-    """Score Mars frames whole and tiled; return AUROC, hit rate, false alarms, detections."""
+    """Score Mars frames whole and tiled; return AUROC, hit rate, false alarms, detections.
+
+    A fused model gets 6-band frames with novelties of every class; its RGB branch is also
+    scored in tiles on the frames' RGB view (``rgb_branch``).
+    """
     detector = load_model(model_path)
+    fused = isinstance(detector, FusedDetector)
+    classes = tuple(NOVELTIES) if fused else RGB_VISIBLE_NOVELTIES
     rng = np.random.default_rng(seed)
     log(f'rendering {pool_size} typical tiles for the frame pool' if pool_size else
         'every frame gets freshly rendered typical tiles')
-    pool = [mars_tile(rng) for _ in range(pool_size)] or None
+    pool = [mars_tile(rng, bands=fused) for _ in range(pool_size)] or None
     whole = FrameScorer(detector, tiling=TileOptions(tile_size=0))
     rows = []
     total = frames + extra_normal
     for index in range(total):
-        novel = (RGB_VISIBLE_NOVELTIES[int(rng.integers(len(RGB_VISIBLE_NOVELTIES)))]
+        novel = (classes[int(rng.integers(len(classes)))]
                  if index < frames and index % 2 == 0 else None)
-        frame, box = mars_frame(rng, *FRAME, novel, pool)
+        frame, box = mars_frame(rng, *FRAME, novel, pool, bands=fused)
         start = time.perf_counter()
-        whole_scored = whole.score(frame, 'rgb8')
+        whole_scored = whole.score(frame, '8UC6' if fused else 'rgb8')
         whole_s = time.perf_counter() - start
         peak = np.unravel_index(np.argmax(whole_scored.prediction.anomaly_map), FRAME)
         start = time.perf_counter()
-        _, tiles = score_tiled(detector, frame, tile, tile, batch)
+        _, tiles = score_tiled(detector, frame, tile, tile, batch,
+                               as_bands if fused else as_rgb)
         tiled_s = time.perf_counter() - start
-        best = np.unravel_index(np.argmax(tiles.grid), tiles.grid.shape)
+        extra = {}
+        if fused:
+            _, rgb_tiles = score_tiled(detector.rgb,
+                                       bands_to_rgb(frame, detector.config.rgb_bands), tile,
+                                       tile, batch)
+            extra = {'rgb_raw': rgb_tiles.frame_raw_score,
+                     'rgb_hit': _best_tile_hit(rgb_tiles, box, tile)}
         rows.append({
             'novel': novel, 'in_auroc_set': index < frames,
             'whole_score': whole_scored.prediction.score,
             'whole_alarm': bool(whole_scored.prediction.is_anomaly),
             'whole_hit': bool(box and _hit(box, int(peak[0]), int(peak[1]), 1, 1)),
             'tiled_raw': tiles.frame_raw_score, 'tile_count': tiles.count,
-            'tiled_hit': bool(box and _hit(box, int(tiles.rows[best[0]]),
-                                           int(tiles.cols[best[1]]), tile, tile)),
-            'whole_s': whole_s, 'tiled_s': tiled_s})
+            'tiled_hit': _best_tile_hit(tiles, box, tile),
+            'whole_s': whole_s, 'tiled_s': tiled_s, **extra})
         log(f'frame {index + 1}/{total} ({novel or "normal"}): whole '
             f'{whole_scored.prediction.score:.2f} ({whole_s:.1f} s), tiled raw '
             f'{tiles.frame_raw_score:.3f} ({tiled_s:.1f} s), hit {rows[-1]["tiled_hit"]}')
@@ -146,7 +171,15 @@ def mars_accuracy(model_path: Path, frames: int, extra_normal: int, pool_size: i
             'seconds_per_frame': statistics.median(r['tiled_s'] for r in rows)},
         'per_class_hit': {name: rate([r['tiled_hit'] for r in novel_rows if r['novel'] == name])
                           for name in sorted({r['novel'] for r in novel_rows})},
+        'frame_bands': 6 if fused else 3,
     }
+    if fused:
+        summary['rgb_branch'] = {
+            'auroc': image_metrics(labels, [r['rgb_raw'] for r in auroc_set])['img_auroc'],
+            'hit_rate': rate([r['rgb_hit'] for r in novel_rows]),
+            'per_class_hit': {name: rate([r['rgb_hit'] for r in novel_rows
+                                          if r['novel'] == name])
+                              for name in sorted({r['novel'] for r in novel_rows})}}
     return summary
 
 
@@ -231,11 +264,11 @@ def example_png(model_path: Path, output: Path, seed: int) -> None:
 def table(results: dict) -> str:
     """Return the README-ready markdown table of the results."""
     lines = []
-    mars = results.get('mars')
-    if mars:
+    for mars in filter(None, (results.get('mars'), results.get('mars_6band'))):
         whole, tiled = mars['whole'], mars['tiled']
+        bands = mars.get('frame_bands', 3)
         lines += [
-            f'Mars frames 1600x1200 (SYNTHETIC, {mars["frames"]} frames for AUROC, '
+            f'Mars frames 1600x1200x{bands} (SYNTHETIC, {mars["frames"]} frames for AUROC, '
             f'{mars["novel_frames"]} with a novel tile, {mars["normal_frames"]} normal), '
             f'model {mars["model_id"]}:', '',
             '| scoring | frame AUROC | hit rate | false alarms (normal) | detected (novel) '
@@ -248,7 +281,13 @@ def table(results: dict) -> str:
             f'| {tiled["detection_rate"]:.0%} | {tiled["seconds_per_frame"]:.2f} |',
             f'| tiled, threshold fitted on normal frames | (same) | (same) '
             f'| {tiled["fitted_false_alarm_rate"]:.0%} | {tiled["fitted_detection_rate"]:.0%} '
-            '| |', '']
+            '| |']
+        if 'rgb_branch' in mars:
+            rgb = mars['rgb_branch']
+            lines.append(f'| RGB branch only, tiled | {rgb["auroc"]:.3f} | {rgb["hit_rate"]:.0%} '
+                         '| | | |')
+        lines += ['', 'tiled hit rate per class: ' + ', '.join(
+            f'{name} {value:.0%}' for name, value in mars['per_class_hit'].items()), '']
     for fast in results.get('speed', {}).values():
         by_batch = ', '.join(f'{b}: {v:.0f}' for b, v in fast['tiles_per_second_by_batch'].items())
         lines += [f'Speed ({Path(fast["model"]).name}, model input '
@@ -273,6 +312,8 @@ def main() -> int:
     """Run the requested parts, write the JSON and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--model', type=Path, help='Mars model fitted on 64x64 tiles')
+    parser.add_argument('--fused-model', type=Path,
+                        help='6-band fused Mars model (vad4space fit --spectral-fusion)')
     parser.add_argument('--speed-model', type=Path, help='edge ONNX model for the speed part')
     parser.add_argument('--lroc-model', type=Path, help='model fitted on 227x227 chips')
     parser.add_argument('--frames', type=int, default=24, help='frames for AUROC (half novel)')
@@ -304,6 +345,9 @@ def main() -> int:
     if args.model:
         results['mars'] = mars_accuracy(args.model, args.frames, args.extra_normal, args.pool,
                                         args.tile, args.batch, args.seed)
+    if args.fused_model:
+        results['mars_6band'] = mars_accuracy(args.fused_model, args.frames, args.extra_normal,
+                                              args.pool, args.tile, args.batch, args.seed)
     if args.speed_model:
         results.setdefault('speed', {})[args.speed_model.name] = speed(
             args.speed_model, args.tile, [int(b) for b in args.batch_sizes.split(',')],

@@ -215,3 +215,25 @@ def test_model_path_switches_between_fused_and_exported_models_at_run_time(
     fused_again = fused_node.send(image_msg(tile, '8UC6', fused_node.header('fused-back')))
     assert fused_again['score'].point.x == pytest.approx(offline.predict(tile).score,
                                                          rel=1e-4, abs=1e-5)
+
+
+def test_a_6_band_frame_is_scored_in_fused_tiles_and_the_nir_only_tile_is_found(
+        offline: FusedDetector) -> None:
+    """A 4x5-tile 8UC6 frame with one NIR-only anomaly: fused tiles find it, RGB tiles cannot."""
+    from vad4space_ros.deploy.frame_scoring import FrameScorer
+    from vad4space_ros.deploy.tiling import TileOptions
+
+    tiles = typical_tiles(21, 20)
+    tiles[13] = nir_only_anomaly(tiles[13])                      # row 2, column 3
+    frame = np.concatenate([np.concatenate(tiles[row * 5:row * 5 + 5], axis=1)
+                            for row in range(4)])
+    fused = FrameScorer(offline, tiling=TileOptions()).score(frame, '8UC6')
+    assert fused.calibration is not None and fused.prediction.anomaly_map.shape == (256, 320)
+    assert fused.display.shape == (256, 320, 3)
+    top = fused.regions[0]
+    assert (top.x, top.y, top.width, top.height) == (192, 128, 64, 64), fused.regions
+    assert fused.prediction.is_anomaly
+    rgb_only = FrameScorer(offline, spectral_fusion=False, tiling=TileOptions()).score(
+        frame, '8UC6')
+    assert rgb_only.prediction.score < fused.prediction.score
+    assert not any(r.x == 192 and r.y == 128 for r in rgb_only.regions[:1])

@@ -56,9 +56,11 @@ class Box:
                 and y < self.y + self.height and self.y < y + height)
 
 
-def mars_tile(rng: np.random.Generator, category: str = 'typical') -> np.ndarray:
-    """Render one 64x64 Mastcam-like tile of ``category`` as RGB uint8 (the RGB view)."""
-    return rgb_view(synthetic_mars.render_tile(rng, category))
+def mars_tile(rng: np.random.Generator, category: str = 'typical',
+              bands: bool = False) -> np.ndarray:
+    """Render one 64x64 Mastcam-like tile of ``category``: RGB view, or 6 bands, as uint8."""
+    tile = synthetic_mars.render_tile(rng, category)
+    return tile.astype(np.uint8) if bands else rgb_view(tile)
 
 
 def _starts(length: int) -> list[int]:
@@ -75,28 +77,29 @@ def _pooled_tile(rng: np.random.Generator, pool: Sequence[np.ndarray]) -> np.nda
 
 
 def mars_frame(rng: np.random.Generator, height: int = 1200, width: int = 1600,
-               novel: str | None = None, typical_pool: Sequence[np.ndarray] | None = None
-               ) -> tuple[np.ndarray, Box | None]:
-    """Return an HxWx3 frame of typical tiles and the box of its novel tile (None if normal).
+               novel: str | None = None, typical_pool: Sequence[np.ndarray] | None = None,
+               bands: bool = False) -> tuple[np.ndarray, Box | None]:
+    """Return an HxWx3 (``bands``: HxWx6) uint8 frame of typical tiles and the novel tile's box.
 
-    Typical tiles are rendered afresh, or (much faster) drawn from ``typical_pool`` (rendered
-    tiles) with a random rotation and mirroring each.
+    The box is None for a normal frame. Typical tiles are rendered afresh, or (much faster)
+    drawn from ``typical_pool`` (rendered tiles of the same kind) with a random rotation and
+    mirroring each.
     """
     if height < MARS_TILE or width < MARS_TILE:
         raise ValueError(f'a frame must be at least {MARS_TILE}x{MARS_TILE}')
-    frame = np.empty((height, width, 3), np.uint8)
+    frame = np.empty((height, width, 6 if bands else 3), np.uint8)
     rows, cols = _starts(height), _starts(width)
     cell = (int(rng.integers(len(rows))), int(rng.integers(len(cols)))) if novel else None
     box = None
     for i, y in enumerate(rows):
         for j, x in enumerate(cols):
             if (i, j) == cell:
-                tile = mars_tile(rng, novel)
+                tile = mars_tile(rng, novel, bands)
                 box = Box(x, y, MARS_TILE, MARS_TILE)
             elif typical_pool is not None:
                 tile = _pooled_tile(rng, typical_pool)
             else:
-                tile = mars_tile(rng)
+                tile = mars_tile(rng, bands=bands)
             frame[y:y + MARS_TILE, x:x + MARS_TILE] = tile
     return frame, box
 

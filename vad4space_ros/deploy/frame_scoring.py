@@ -32,17 +32,20 @@ The detector node decodes a frame (:mod:`.image_encoding`) and hands the pixels 
 The published score and map are those of :attr:`FrameScorer.detector`: the fused ones, or the
 RGB branch's (its own model id, without ``+rx``) when fusion is switched off.
 
-**Tiling** (:attr:`FrameScorer.tiling`, see :mod:`.tiling`): a plain or exported model scores
-the frame in tiles at native resolution (by default the size of its training images, metadata
+**Tiling** (:attr:`FrameScorer.tiling`, see :mod:`.tiling`): the model scores the frame in
+tiles at native resolution (by default the size of its training images, metadata
 ``train_image_size``); the score is the maximum over the tiles on the frame-level calibration
 for that tile count, and the regions come from the tile grid (:func:`.regions.tile_regions`).
-Without tiling the whole frame is resized to the model input and regions come from the map
-(:func:`.regions.map_regions`). Fused models always score whole frames.
+A fused model gets 6-band tiles (both branches per tile; its map stays on the calibrated
+per-tile scale, as for whole frames), or RGB-view tiles of its RGB branch with
+``spectral_fusion`` off. Without tiling the whole frame is resized to the model
+input; regions then come from the map (:func:`.regions.map_regions`; none for fused models).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 import time
+from typing import Callable
 
 import numpy as np
 
@@ -52,9 +55,10 @@ from vad4space_ros.deploy.heatmap import map_range_from_calibration
 from vad4space_ros.deploy.image_encoding import (
     ENCODINGS, ImageEncodingError, MULTISPECTRAL_BANDS, ScaleOptions, to_rgb8)
 from vad4space_ros.deploy.loading import Model
+from vad4space_ros.deploy.preprocess import as_rgb
 from vad4space_ros.deploy.records import Region
 from vad4space_ros.deploy.regions import map_regions, tile_regions
-from vad4space_ros.deploy.spectral import bands_to_rgb, FusedDetector
+from vad4space_ros.deploy.spectral import as_bands, bands_to_rgb, FusedDetector
 from vad4space_ros.deploy.strips import score_tiled
 from vad4space_ros.deploy.tiling import frame_calibration, TileOptions
 
@@ -123,19 +127,16 @@ class FrameScorer:
     @property
     def tile_grid(self) -> tuple[int, int] | None:
         """Return (tile side, stride) used on frames, or None when frames are scored whole."""
-        if self.is_fused_model:
-            return None
         return self.tiling.resolve(self.model.metadata)
 
     def score(self, pixels: np.ndarray, encoding: str,
               threshold: float = CALIBRATED_THRESHOLD) -> ScoredFrame:
         """Score decoded pixels of ``encoding``; raise ImageEncodingError for unusable frames."""
-        model = self.model
+        model, grid = self.model, self.tile_grid
         if not isinstance(model, FusedDetector):
             image = to_rgb8(pixels, encoding, self.scale)
-            grid = self.tile_grid
             if grid is not None:
-                return self._score_tiled(image, threshold, *grid)
+                return self._score_tiled(model, image, image, as_rgb, threshold, grid)
             prediction = model.predict(image, threshold)
             return ScoredFrame(prediction, image, map_regions(
                 prediction.anomaly_map, model.calibration, threshold, self.max_regions),
@@ -148,16 +149,23 @@ class FrameScorer:
         cube = band_cube(pixels, encoding, self.scale)
         rgb_view = bands_to_rgb(cube, model.config.rgb_bands)
         if self.spectral_fusion:
+            if grid is not None:
+                return self._score_tiled(model, cube, rgb_view, as_bands, threshold, grid)
             return ScoredFrame(model.predict(cube, threshold), rgb_view)
+        if grid is not None:
+            return self._score_tiled(model.rgb, rgb_view, rgb_view, as_rgb, threshold, grid)
         return ScoredFrame(model.rgb.predict(rgb_view, threshold), rgb_view)
 
-    def _score_tiled(self, image: np.ndarray, threshold: float, tile: int,
-                     stride: int) -> ScoredFrame:
-        """Score an RGB/grey uint8 frame in tiles on the frame-level calibration."""
+    def _score_tiled(self, detector: Model, pixels: np.ndarray, display: np.ndarray,
+                     prepare: Callable[[np.ndarray], np.ndarray], threshold: float,
+                     grid: tuple[int, int]) -> ScoredFrame:
+        """Score a frame in tiles of ``grid`` (side, stride) on the frame-level calibration."""
         start = time.perf_counter()
-        anomaly_map, tiles = score_tiled(self.model, image, tile, stride,
-                                         self.tiling.batch_size)
-        calibration = frame_calibration(self.model.calibration, tiles.count)
+        anomaly_map, tiles = score_tiled(detector, pixels, *grid, self.tiling.batch_size,
+                                         prepare)
+        if isinstance(detector, FusedDetector):  # fused maps are published calibrated
+            anomaly_map = np.asarray(detector.calibration.normalise(anomaly_map), np.float32)
+        calibration = frame_calibration(detector.calibration, tiles.count)
         raw = tiles.frame_raw_score
         score = float(calibration.normalise(raw))
         prediction = Prediction(
@@ -165,7 +173,7 @@ class FrameScorer:
             embedding=tiles.best_embedding,
             latency_ms=(time.perf_counter() - start) * 1000.0)
         regions = tile_regions(tiles, calibration, threshold, self.max_regions)
-        return ScoredFrame(prediction, image, regions, calibration)
+        return ScoredFrame(prediction, display, regions, calibration)
 
     def describe(self) -> str:
         """Return a one-line description of the model and how frames feed it (for logs)."""
@@ -181,8 +189,8 @@ class FrameScorer:
     def map_range(self, calibration: Calibration | None = None) -> tuple[float, float]:
         """Return the heatmap range: typical normal blue, threshold green (see :mod:`.heatmap`).
 
-        A fused map is already on the calibrated scale (0 = typical, 0.5 = threshold); a plain
-        map is raw, placed by ``calibration`` (a scored frame's; default the model's).
+        A fused map is already on the calibrated scale (0 = typical, 0.5 = tile threshold);
+        other maps are raw, placed by ``calibration`` (a scored frame's; default the model's).
         """
         if self.fusing:
             return map_range_from_calibration(CALIBRATED_THRESHOLD, 0.0)

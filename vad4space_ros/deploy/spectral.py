@@ -219,28 +219,45 @@ class FusedDetector:
         return np.asarray(self.fusion_calibration.normalise(fuse(rgb, spectral,
                                                                  self.config.fusion)))
 
+    @property
+    def calibration(self) -> Calibration:
+        """The calibration of the fused raw score (what :meth:`infer` returns)."""
+        return self.fusion_calibration
+
+    def infer(self, cubes: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return fused raw scores (B), fused raw maps (BxHxW, cube resolution), embeddings.
+
+        Raw = both branches on their calibrated scales, combined by the rule, before the final
+        calibration (:attr:`calibration`); cubes of one call share their size (tiles).
+        """
+        bands = [as_bands(cube) for cube in cubes]
+        raw, maps, embeddings = self.rgb.infer([bands_to_rgb(b, self.config.rgb_bands)
+                                                for b in bands])
+        scores, fused_maps = [], []
+        for cube, rgb_raw, rgb_map in zip(bands, raw, maps):
+            spectral_map = self.spectral.anomaly_map(cube)
+            scores.append(float(fuse(self.rgb.calibration.normalise(float(rgb_raw)),
+                                     self.spectral_calibration.normalise(
+                                         self.spectral.score_map(spectral_map)),
+                                     self.config.fusion)))
+            fused_maps.append(fuse(
+                self.rgb.calibration.normalise(resize_map(rgb_map, cube.shape[:2])),
+                self.spectral_calibration.normalise(spectral_map), self.config.fusion))
+        return (np.asarray(scores, np.float64), np.stack(fused_maps).astype(np.float32),
+                embeddings)
+
     def predict(self, cube: np.ndarray,
                 threshold: float = CALIBRATED_THRESHOLD) -> Prediction:
         """Score one HxWx6 band cube; the map fuses both branches at the cube's resolution."""
-        bands = as_bands(cube)
         start = time.perf_counter()
-        rgb_image = bands_to_rgb(bands, self.config.rgb_bands)
-        raw, maps, embeddings = self.rgb.infer([rgb_image])
-        rgb_map = resize_map(maps[0], bands.shape[:2])
-        spectral_map = self.spectral.anomaly_map(bands)
-        rgb_score = self.rgb.calibration.normalise(float(raw[0]))
-        spectral_score = self.spectral_calibration.normalise(
-            self.spectral.score_map(spectral_map))
-        fused = float(fuse(rgb_score, spectral_score, self.config.fusion))
-        score = float(self.fusion_calibration.normalise(fused))
-        fused_map = self.fusion_calibration.normalise(fuse(
-            self.rgb.calibration.normalise(rgb_map),
-            self.spectral_calibration.normalise(spectral_map), self.config.fusion))
-        latency_ms = (time.perf_counter() - start) * 1000.0
-        return Prediction(score=score, raw_score=fused,
+        raw, maps, embeddings = self.infer([cube])
+        score = float(self.fusion_calibration.normalise(float(raw[0])))
+        return Prediction(score=score, raw_score=float(raw[0]),
                           is_anomaly=score >= threshold,
-                          anomaly_map=np.asarray(fused_map, dtype=np.float32),
-                          embedding=embeddings[0], latency_ms=latency_ms)
+                          anomaly_map=np.asarray(self.fusion_calibration.normalise(maps[0]),
+                                                 dtype=np.float32),
+                          embedding=embeddings[0],
+                          latency_ms=(time.perf_counter() - start) * 1000.0)
 
     def save(self, path: str | Path) -> Path:
         """Write one model file: the RGB branch's, plus the RX statistics and fusion metadata.

@@ -25,11 +25,12 @@ for a whole frame, so strips fed in order give the same map and tile scores as
 :func:`score_tiled` on the whole image.
 
 Tiles go to the detector ``batch_size`` at a time: one ``detector.infer`` call (one ONNX
-Runtime run) per batch.
+Runtime run) per batch. Pixels are HxW or HxWx3 uint8 for plain models; ``prepare`` converts
+strips for other detectors (a fused model takes HxWx6 band cubes: ``spectral.as_bands``).
 """
 from __future__ import annotations
 
-from typing import Iterator, Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -52,8 +53,13 @@ class StripScorer:
     """Score one long image delivered as strips of rows, in order."""
 
     def __init__(self, detector: TileModel, width: int, tile: int, stride: int,
-                 batch_size: int = 16) -> None:
-        """Prepare for an image ``width`` pixels wide, cut into ``tile`` tiles every ``stride``."""
+                 batch_size: int = 16,
+                 prepare: Callable[[np.ndarray], np.ndarray] = as_rgb) -> None:
+        """Prepare for an image ``width`` pixels wide, cut into ``tile`` tiles every ``stride``.
+
+        ``prepare`` turns a strip into the HxWxC array the detector takes (ValueError if it
+        cannot).
+        """
         if width < 1 or tile < 1 or not 1 <= stride <= tile or batch_size < 1:
             raise ValueError(f'bad strip scoring setup: width {width}, tile {tile}, '
                              f'stride {stride}, batch {batch_size}')
@@ -62,10 +68,11 @@ class StripScorer:
         self.tile = tile
         self.stride = stride
         self.batch_size = batch_size
+        self.prepare = prepare
         self.tile_width = min(tile, width)
         self.cols = tile_starts(width, tile, stride)
         self.received = 0             # rows received so far
-        self._pixels = np.zeros((0, width, 3), np.uint8)  # image rows from _pixels_start
+        self._pixels: np.ndarray | None = None  # image rows from _pixels_start
         self._pixels_start = 0
         self._sum = np.zeros((0, width), np.float32)      # blended map rows from _map_start
         self._weight = np.zeros((0, width), np.float32)
@@ -87,13 +94,17 @@ class StripScorer:
             raise StripError(f'strip starts at row {row_offset}, expected {self.received} '
                              '(strips must arrive in order, without gaps or repeats)')
         try:
-            rgb = as_rgb(strip)
+            pixels = self.prepare(strip)
         except ValueError as error:
             raise StripError(str(error)) from None
-        if rgb.shape[1] != self.width:
-            raise StripError(f'strip is {rgb.shape[1]} px wide, the image {self.width}')
-        self._pixels = np.concatenate([self._pixels, rgb])
-        self.received += rgb.shape[0]
+        if pixels.shape[1] != self.width:
+            raise StripError(f'strip is {pixels.shape[1]} px wide, the image {self.width}')
+        if self._pixels is not None and pixels.shape[2:] != self._pixels.shape[2:]:
+            raise StripError(f'strip has {pixels.shape[2]} channels, the image '
+                             f'{self._pixels.shape[2]}')
+        self._pixels = (pixels if self._pixels is None
+                        else np.concatenate([self._pixels, pixels]))
+        self.received += pixels.shape[0]
         self._grow_map(self.received)
         ready = []
         while self._next_row + self.tile <= self.received:
@@ -174,13 +185,13 @@ class StripScorer:
 
 
 def score_tiled(detector: TileModel, image: np.ndarray, tile: int, stride: int,
-                batch_size: int = 16) -> tuple[np.ndarray, TileScores]:
-    """Score a whole HxW or HxWx3 uint8 frame in tiles; return (full-res raw map, tile scores)."""
-    rgb = as_rgb(image)
-    height, width = rgb.shape[:2]
-    scorer = StripScorer(detector, width, tile, stride, batch_size)
+                batch_size: int = 16, prepare: Callable[[np.ndarray], np.ndarray] = as_rgb
+                ) -> tuple[np.ndarray, TileScores]:
+    """Score a whole frame in tiles (see StripScorer); return (full-res raw map, tile scores)."""
+    height, width = image.shape[:2]
+    scorer = StripScorer(detector, width, tile, stride, batch_size, prepare)
     anomaly_map = np.empty((height, width), np.float32)
-    blocks = scorer.add(rgb, 0)
+    blocks = scorer.add(image, 0)
     last_blocks, scores = scorer.finish()
     for first, block in blocks + last_blocks:
         anomaly_map[first:first + block.shape[0]] = block

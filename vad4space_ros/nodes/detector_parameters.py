@@ -91,7 +91,7 @@ PARAMETERS: ParameterTable = {
         'Score frames in square tiles of this many pixels at native resolution (docs/'
         "full_frames.md). -1: the size of the model's training images (metadata "
         'train_image_size; whole frame for models without it); 0: resize the whole frame '
-        'to the model input. Ignored for fused models.', read_only=True,
+        'to the model input. Fused models are tiled in 6-band tiles.', read_only=True,
         integer=(-1, 100000))),
     'tile_stride': (0, parameter_descriptor(
         'Pixels between tile starts (0: the tile size, no overlap; smaller: overlapping '
