@@ -106,7 +106,9 @@ def test_stamp_pairs_match_in_either_order_and_stay_bounded() -> None:
     assert pairs.dropped == 1 and pairs.add_info(('cam', 3), 'info 3') is None
     assert pairs.add_info(('other', 5), 'info') is None and pairs.dropped == 1
     assert pairs.add_info(('other', 6), 'info') is None and pairs.dropped == 2
-    assert pairs.add_image(('cam', 3), 'image 3') is None   # its info was the one dropped
+    assert pairs.add_image(('cam', 3), 'image 3') is None   # its info was the one dropped ...
+    assert pairs.dropped == 3                                # ... and image 4 makes room
+    assert pairs.add_image(('cam', 3), 'image 3 again') is None and pairs.dropped == 4
 
 
 def test_strip_node_scores_strips_over_dds_like_the_whole_image(
@@ -140,8 +142,8 @@ def test_strip_node_scores_strips_over_dds_like_the_whole_image(
 
         def send(frame_id: str, stamp_s: int, offset: int, strip: np.ndarray,
                  height: int) -> None:
-            header = Header(frame_id=frame_id)
-            header.stamp.sec = stamp_s
+            header = Header(frame_id=frame_id)   # each strip its own stamp: image + row offset
+            header.stamp.sec, header.stamp.nanosec = stamp_s, offset
             strips.publish(image_msg(strip, 'mono8', header))
             infos.publish(CameraInfo(header=header, height=height, width=strip.shape[1],
                                      roi=RegionOfInterest(y_offset=offset)))
@@ -169,7 +171,7 @@ def test_strip_node_scores_strips_over_dds_like_the_whole_image(
                        120.0, process, what='the nac and wac detections')
         records = {msg_to_record(m).frame_id: (m, msg_to_record(m)) for m in detections.messages}
         message, record = records['nac']
-        assert message.header.stamp.sec == 100
+        assert (message.header.stamp.sec, message.header.stamp.nanosec) == (100, 0)
         assert record.score == pytest.approx(expected_score, rel=1e-4)
         assert [(r.x, r.y, r.width, r.height) for r in record.regions] == \
             [(r.x, r.y, r.width, r.height) for r in expected_regions]

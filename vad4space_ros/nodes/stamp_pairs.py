@@ -15,8 +15,9 @@
 """Pair each strip (``sensor_msgs/Image``) with its ``CameraInfo`` by frame_id and stamp.
 
 A camera publishes both with the same header (as image_transport's CameraPublisher does);
-either may arrive first. At most ``capacity`` unpaired messages of each kind are kept; older
-ones are dropped and counted (their partner was lost).
+either may arrive first, so every strip needs its own stamp. At most ``capacity`` unpaired
+messages of each kind are kept; older ones, and an unpaired one whose stamp comes again, are
+dropped and counted (their partner was lost).
 """
 from __future__ import annotations
 
@@ -66,6 +67,8 @@ class StampPairs(Generic[ImageT, InfoT]):
         return None
 
     def _keep(self, waiting: OrderedDict, key: Key, message: object) -> None:
+        if waiting.pop(key, None) is not None:   # a repeated stamp replaces the older message
+            self.dropped += 1
         waiting[key] = message
         while len(waiting) > self.capacity:
             waiting.popitem(last=False)
