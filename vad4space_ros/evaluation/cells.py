@@ -36,8 +36,9 @@ cache (``--model-cache DIR``) a cell saves its fitted model there, keyed by the 
 and fit options, and a later cell with the same key loads it instead of fitting again; its
 record says ``fit_reused`` and keeps the original fit's wall time as ``fit_seconds``.
 
-Cells hold no models and no per-image scores: config, counts, fit time, status and metrics
-(overall and per anomaly class).
+Cells hold no models and no per-image scores: config, counts, fit time, status, metrics
+(overall and per anomaly class) and the machine's 1-minute load average at the cell's start and
+end (fit times on a shared 2-core machine depend on it).
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ from dataclasses import asdict
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 import subprocess
 import sys
@@ -100,7 +102,8 @@ def run_cell(dataset: str, root: str | Path, method: str, setting: int, out_dir:
     record: dict[str, Any] = {
         'dataset': dataset, 'method': method, 'setting': setting, 'seed': seed,
         'root': str(root), 'synthetic': (root / 'SYNTHETIC.md').is_file(),
-        'time_budget_s': budget, 'max_train': max_train, 'fit': asdict(fit)}
+        'time_budget_s': budget, 'max_train': max_train, 'fit': asdict(fit),
+        'load_average_at_start': round(os.getloadavg()[0], 2)}
     started = time.perf_counter()
     try:
         data = load_dataset(dataset, root)
@@ -142,6 +145,7 @@ def run_cell(dataset: str, root: str | Path, method: str, setting: int, out_dir:
                       calibration_count=len(split.calibration), epochs=config.epochs,
                       epochs_completed=clock.get('epochs_completed'),
                       fit_seconds=round(fit_seconds, 1), seconds=round(seconds, 1),
+                      load_average_at_end=round(os.getloadavg()[0], 2),
                       **metrics, **class_metrics(split.test, calibrated))
     except Exception as error:  # noqa: B902 - a failed cell is recorded, the run goes on
         logger.exception('cell %s failed', cell_name(dataset, method, setting))
