@@ -263,7 +263,11 @@ def test_namespaced_node_loads_rover_yaml_and_scores_the_compressed_transport(
         assert answers['jpeg'].point.x == pytest.approx(offline.score, abs=0.5)
         assert any(m.header.frame_id in answers for m in camera_infos.messages)
 
+        # queue_size 1 (rover.yaml) keeps only the newest frame: let the corrupt one be
+        # rejected before the next frame can replace it in the queue
         compressed_pub.publish(truncated_jpeg(Header(frame_id='corrupt')))
+        ros.spin_until(lambda: 'rejected frame' in process.log(), 30.0, process,
+                       what='the corrupt frame rejected')
         compressed_pub.publish(compressed_msg(rgb, '.png', Header(frame_id='after')))
         ros.spin_until(lambda: any(m.header.frame_id == 'after' for m in scores.messages),
                        30.0, process, what='a score after the corrupt frame')

@@ -40,14 +40,26 @@ def test_reads_this_process_and_another_one() -> None:
         process_memory_mb(child.pid)  # reaped: /proc/<pid> is gone
 
 
+PEAK_SCRIPT = """
+from vad4space_ros.evaluation.resources import peak_rss_mb, reset_peak_rss
+reset_peak_rss()
+before = peak_rss_mb()
+buffer = bytearray(b'\\x01') * (64 * 1024 * 1024)  # written, so every page is resident
+grown = peak_rss_mb()
+del buffer
+reset_peak_rss()
+print(before, grown, peak_rss_mb())
+"""
+
+
 def test_peak_grows_with_a_large_buffer_and_resets() -> None:
-    reset_peak_rss()
-    before = peak_rss_mb()
-    buffer = bytearray(b'\x01') * (64 * 1024 * 1024)  # written, so every page is resident
-    assert peak_rss_mb() - before > 50
-    del buffer
-    reset_peak_rss()
-    assert peak_rss_mb() < before + 50
+    # In a fresh process: a long-lived one (this pytest run) can serve the buffer from pages it
+    # already holds, and then its resident memory does not grow (seen in a CI run).
+    result = subprocess.run([sys.executable, '-c', PEAK_SCRIPT], capture_output=True,
+                            text=True, timeout=120, check=True)
+    before, grown, after_reset = map(float, result.stdout.split())
+    assert grown - before > 50
+    assert after_reset < before + 50
 
 
 def test_unknown_field_is_a_key_error() -> None:
