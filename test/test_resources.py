@@ -19,8 +19,7 @@ import sys
 
 import pytest
 
-from vad4space_ros.evaluation.resources import (
-    peak_rss_mb, process_memory_mb, reset_peak_rss, rss_mb)
+from vad4space_ros.evaluation.resources import peak_rss_mb, process_memory_mb, rss_mb
 
 
 def test_reads_this_process_and_another_one() -> None:
