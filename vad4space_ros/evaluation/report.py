@@ -172,8 +172,8 @@ def _cell_status(record: dict[str, Any] | None) -> tuple[str, str]:
     note = {'stopped': f' (stopped at budget, {record.get("epochs_completed")} ep)',
             'over_budget': f' (over {budget:.0f} s budget)'}.get(record['status'], '')
     if record.get('fit_reused'):
-        return (_cell(record['img_auroc']),
-                f'fit reused ({record["fit_seconds"]:.0f} s){note}, cell {record["seconds"]:.0f} s')
+        fit = f'fit reused ({record["fit_seconds"]:.0f} s){note}'
+        return _cell(record['img_auroc']), f'{fit}, cell {record["seconds"]:.0f} s'
     return _cell(record['img_auroc']), f'{record["fit_seconds"]:.0f} s{note}'
 
 
