@@ -26,6 +26,7 @@ from std_msgs.msg import Header
 from vad4space_ros.downlink.downlink_queue import RankedItem
 from vad4space_ros.downlink.schema import RECORD_ONLY
 from vad4space_ros.downlink.stored_rows import Release, StoredPart
+from vad4space_ros.nodes.ros_conversions import frame_header
 
 DOWNLINK_NAME = 'vad4space/downlink'
 QUEUE_NAME = 'vad4space/queue'
@@ -35,13 +36,6 @@ QUEUE_ITEM_NAME = 'vad4space/queue_item'
 def status_values(pairs: list[tuple[str, Any]]) -> list[KeyValue]:
     """Return (key, value) pairs as KeyValue messages (values as strings)."""
     return [KeyValue(key=key, value=str(value)) for key, value in pairs]
-
-
-def frame_header(frame_id: str, stamp_ns: int) -> Header:
-    """Rebuild a frame's header from its id and stamp."""
-    header = Header(frame_id=frame_id)
-    header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-    return header
 
 
 def product_msgs(release: Release, parts: list[StoredPart]

@@ -36,8 +36,8 @@ from vad4space_ros.deploy.image_encoding import RawImage
 from vad4space_ros.deploy.records import DetectionRecord, RECORD_NAME, RecordError
 from vad4space_ros.stamps import ns_to_sec_nanosec, stamp_to_ns
 
-__all__ = ['image_msg_to_raw', 'msg_to_record', 'ns_to_stamp', 'raw_to_image_msg',
-           'record_to_msg', 'score_msg', 'stamp_to_ns']
+__all__ = ['frame_header', 'image_msg_to_raw', 'msg_to_record', 'ns_to_stamp',
+           'raw_to_image_msg', 'record_to_msg', 'score_msg', 'stamp_to_ns']
 
 
 def image_msg_to_raw(msg: Image) -> RawImage:
@@ -59,6 +59,11 @@ def ns_to_stamp(stamp_ns: int) -> Time:
     """Return nanoseconds as a ``builtin_interfaces/Time`` (for ``header.stamp``)."""
     sec, nanosec = ns_to_sec_nanosec(stamp_ns)
     return Time(sec=sec, nanosec=nanosec)
+
+
+def frame_header(frame_id: str, stamp_ns: int) -> Header:
+    """Rebuild a frame's header from its id and stamp in nanoseconds."""
+    return Header(frame_id=frame_id, stamp=ns_to_stamp(stamp_ns))
 
 
 def score_msg(header: Header, score: float, raw_score: float, threshold: float) -> PointStamped:

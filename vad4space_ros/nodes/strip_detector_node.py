@@ -46,7 +46,6 @@ from geometry_msgs.msg import PointStamped
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
-from std_msgs.msg import Header
 
 from vad4space_ros.deploy.image_encoding import (
     array_to_image, check_frame_size, image_to_array, ImageEncodingError, ScaleOptions,
@@ -63,7 +62,7 @@ from vad4space_ros.nodes.managed_node import ManagedNode, spin_until_finalized, 
 from vad4space_ros.nodes.parameters import declare_parameters, parameter_descriptor
 from vad4space_ros.nodes.region_markers import region_markers
 from vad4space_ros.nodes.ros_conversions import (
-    image_msg_to_raw, ns_to_stamp, raw_to_image_msg, record_to_msg, score_msg)
+    frame_header, image_msg_to_raw, raw_to_image_msg, record_to_msg, score_msg)
 from vad4space_ros.nodes.stamp_pairs import header_key, StampPairs
 from visualization_msgs.msg import ImageMarker
 
@@ -195,13 +194,13 @@ class StripDetectorNode(ManagedNode):
     def _publish(self, update: StripUpdate) -> None:
         """Publish finished map rows, then the results of finished images."""
         for block in update.map_rows:
-            header = Header(frame_id=block.key, stamp=ns_to_stamp(block.stamp_ns))
+            header = frame_header(block.key, block.stamp_ns)
             rows, width = block.rows.shape
             self._map_pub.publish(raw_to_image_msg(array_to_image(block.rows, '32FC1'), header))
             self._info_pub.publish(CameraInfo(header=header, width=width, roi=RegionOfInterest(
                 x_offset=0, y_offset=block.first_row, height=rows, width=width)))
         for image in update.finished:
-            header = Header(frame_id=image.key, stamp=ns_to_stamp(image.stamp_ns))
+            header = frame_header(image.key, image.stamp_ns)
             if not image.complete:
                 self.get_logger().warning(f'{image.key}: image ended at row {image.height} '
                                           'before its announced height (strips lost?)')
