@@ -27,7 +27,8 @@ orbiter camera that delivers one long image as consecutive blocks of rows (docs/
   it comes, in tiles at native resolution, and never holds the whole image.
 - **Output while strips come**: ``~/anomaly_map`` (32FC1 raw map rows, each block as soon as no
   later tile can change it) and ``~/camera_info`` describing the block the same way (header =
-  the image's frame_id and first-strip stamp, ``roi.y_offset`` = first row).
+  the image's frame_id and first-strip stamp, ``roi.y_offset`` = first row); reliable, keeping
+  the last ``MAP_DEPTH`` blocks for a slow consumer.
 - **Output per image** (when its last row arrives, the next image starts at row 0, or after
   ``strip_timeout`` seconds without a strip): ``~/score``, ``~/detection`` (the detection record
   with its regions in whole-image pixels) and ``~/regions`` (ImageMarker boxes), with the
@@ -80,6 +81,10 @@ PARAMETERS.update({
         'are dropped and counted.', read_only=True, integer=(1, 10000))),
 })
 STRIP_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
+# Map rows are large (a 1,024-row block of a 5,064-px image is 20 MB): reliable, but a consumer
+# that falls more than MAP_DEPTH blocks behind loses the oldest instead of growing the node.
+MAP_DEPTH = 8
+MAP_QOS = QoSProfile(depth=MAP_DEPTH, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class StripDetectorNode(ManagedNode):
@@ -118,8 +123,8 @@ class StripDetectorNode(ManagedNode):
         self._max_frame_pixels = int(self._value('max_frame_pixels'))
         self._pairs = StampPairs(int(self._value('pairing_capacity')))
         self._dropped_reported = 0
-        self._map_pub = self.create_lifecycle_publisher(Image, '~/anomaly_map', STRIP_QOS)
-        self._info_pub = self.create_lifecycle_publisher(CameraInfo, '~/camera_info', STRIP_QOS)
+        self._map_pub = self.create_lifecycle_publisher(Image, '~/anomaly_map', MAP_QOS)
+        self._info_pub = self.create_lifecycle_publisher(CameraInfo, '~/camera_info', MAP_QOS)
         self._score_pub = self.create_lifecycle_publisher(PointStamped, '~/score', 10)
         self._detection_pub = self.create_lifecycle_publisher(DiagnosticArray, '~/detection', 10)
         self._regions_pub = self.create_lifecycle_publisher(ImageMarker, '~/regions', 10)
