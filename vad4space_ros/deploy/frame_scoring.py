@@ -57,10 +57,10 @@ from vad4space_ros.deploy.image_encoding import (
 from vad4space_ros.deploy.loading import Model
 from vad4space_ros.deploy.preprocess import as_rgb
 from vad4space_ros.deploy.records import Region
-from vad4space_ros.deploy.regions import map_regions, tile_regions
+from vad4space_ros.deploy.regions import map_regions, tiled_frame_result
 from vad4space_ros.deploy.spectral import as_bands, bands_to_rgb, FusedDetector
 from vad4space_ros.deploy.strips import score_tiled
-from vad4space_ros.deploy.tiling import frame_calibration, TileOptions
+from vad4space_ros.deploy.tiling import TileOptions
 
 DEFAULT_MAX_REGIONS = 5
 
@@ -165,15 +165,13 @@ class FrameScorer:
                                          prepare)
         if isinstance(detector, FusedDetector):  # fused maps are published calibrated
             anomaly_map = np.asarray(detector.calibration.normalise(anomaly_map), np.float32)
-        calibration = frame_calibration(detector.calibration, tiles.count)
-        raw = tiles.frame_raw_score
-        score = float(calibration.normalise(raw))
+        result = tiled_frame_result(tiles, detector.calibration, threshold, self.max_regions)
         prediction = Prediction(
-            score=score, raw_score=raw, is_anomaly=score >= threshold, anomaly_map=anomaly_map,
+            score=result.score, raw_score=tiles.frame_raw_score,
+            is_anomaly=result.score >= threshold, anomaly_map=anomaly_map,
             embedding=tiles.best_embedding,
             latency_ms=(time.perf_counter() - start) * 1000.0)
-        regions = tile_regions(tiles, calibration, threshold, self.max_regions)
-        return ScoredFrame(prediction, display, regions, calibration)
+        return ScoredFrame(prediction, display, result.regions, result.calibration)
 
     def describe(self) -> str:
         """Return a one-line description of the model and how frames feed it (for logs)."""

@@ -17,7 +17,8 @@
 - **Tiled frames** (:func:`tile_regions`): tiles whose calibrated score (on the *frame*
   calibration, :mod:`.tiling`) reaches the threshold are grouped into 8-connected groups on the
   tile grid; each group becomes the box around its tiles, scored by its best tile. A frame is
-  anomalous exactly when it has at least one region.
+  anomalous exactly when it has at least one region. :func:`tiled_frame_result` gives a tiled
+  frame its calibration, score and regions (frames and push-broom images alike).
 - **Whole frames** (:func:`map_regions`): pixels of the map at image resolution at or above the
   raw threshold form 8-connected areas; each becomes its bounding box, scored by its peak.
 
@@ -26,12 +27,14 @@ score), best first, at most ``max_regions``.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
 from vad4space_ros.deploy.calibration import CALIBRATED_THRESHOLD, Calibration
 from vad4space_ros.deploy.records import Region
-from vad4space_ros.deploy.tiling import TileScores
+from vad4space_ros.deploy.tiling import frame_calibration, TileScores
 
 REGION_COLOUR = (255, 0, 255)  # magenta: not in the JET colour map of the heatmap
 
@@ -65,6 +68,23 @@ def tile_regions(scores: TileScores, calibration: Calibration, threshold: float,
         regions.append(Region(left, top, right - left, bottom - top,
                               float(calibrated[rows, cols].max())))
     return _ranked(regions, max_regions)
+
+
+@dataclass(frozen=True)
+class TiledFrameResult:
+    """A tiled frame's calibration (for its tile count), calibrated score and regions."""
+
+    calibration: Calibration
+    score: float
+    regions: list[Region]
+
+
+def tiled_frame_result(scores: TileScores, tile_calibration: Calibration, threshold: float,
+                       max_regions: int) -> TiledFrameResult:
+    """Score a frame from its tiles on the frame-level calibration of their count."""
+    calibration = frame_calibration(tile_calibration, scores.count)
+    return TiledFrameResult(calibration, float(calibration.normalise(scores.frame_raw_score)),
+                            tile_regions(scores, calibration, threshold, max_regions))
 
 
 def map_regions(anomaly_map: np.ndarray, calibration: Calibration, threshold: float,

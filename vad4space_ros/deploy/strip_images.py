@@ -37,9 +37,9 @@ from vad4space_ros.deploy.calibration import CALIBRATED_THRESHOLD
 from vad4space_ros.deploy.loading import Model
 from vad4space_ros.deploy.preprocess import as_rgb
 from vad4space_ros.deploy.records import Region
-from vad4space_ros.deploy.regions import tile_regions
+from vad4space_ros.deploy.regions import tiled_frame_result
 from vad4space_ros.deploy.strips import StripError, StripScorer
-from vad4space_ros.deploy.tiling import frame_calibration, TileOptions
+from vad4space_ros.deploy.tiling import TileOptions
 
 
 @dataclass(frozen=True)
@@ -165,14 +165,13 @@ class StripImages:
         started = time.perf_counter()
         blocks, tiles = image.scorer.finish()
         update.map_rows += [MapRows(key, image.stamp_ns, row, rows) for row, rows in blocks]
-        calibration = frame_calibration(self.model.calibration, tiles.count)
-        raw = tiles.frame_raw_score
-        score = float(calibration.normalise(raw))
+        result = tiled_frame_result(tiles, self.model.calibration, threshold, self.max_regions)
         height = image.scorer.received
         update.finished.append(FinishedImage(
             key=key, stamp_ns=image.stamp_ns, height=height, width=image.scorer.width,
             complete=not image.expected_height or height >= image.expected_height,
-            score=score, raw_score=raw, is_anomaly=score >= threshold, tile_count=tiles.count,
-            regions=tile_regions(tiles, calibration, threshold, self.max_regions),
+            score=result.score, raw_score=tiles.frame_raw_score,
+            is_anomaly=result.score >= threshold, tile_count=tiles.count,
+            regions=result.regions,
             embedding=tiles.best_embedding,
             scoring_ms=(image.scoring_s + time.perf_counter() - started) * 1000.0))
