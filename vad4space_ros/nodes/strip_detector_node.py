@@ -35,7 +35,7 @@ orbiter camera that delivers one long image as consecutive blocks of rows (docs/
   header of the image's first strip.
 
 A strip that does not continue its image, or a frame too big or badly encoded, is rejected with
-a throttled warning and counted; the node goes on.
+a throttled warning; the node goes on.
 """
 from __future__ import annotations
 
@@ -58,7 +58,6 @@ from vad4space_ros.deploy.tiling import TileOptions
 from vad4space_ros.nodes.detector_node import DetectorNode
 from vad4space_ros.nodes.detector_parameters import PARAMETERS as DETECTOR_PARAMETERS
 from vad4space_ros.nodes.entry_point import run_node
-from vad4space_ros.nodes.frame_queue import Counters
 from vad4space_ros.nodes.managed_node import ManagedNode, spin_until_finalized, StartupError
 from vad4space_ros.nodes.parameters import declare_parameters, parameter_descriptor
 from vad4space_ros.nodes.region_markers import region_markers
@@ -96,7 +95,6 @@ class StripDetectorNode(ManagedNode):
         """Declare parameters; with ``autostart`` configure and activate (raise StartupError)."""
         super().__init__(node_name, **kwargs)
         declare_parameters(self, PARAMETERS)
-        self.counters = Counters()
         self._images: StripImages | None = None
         self._pairs: StampPairs[Image, CameraInfo] | None = None
         self._inputs: list[Any] = []
@@ -159,7 +157,6 @@ class StripDetectorNode(ManagedNode):
 
     # ----------------------------------------------------------------- strips
     def _on_image(self, message: Image) -> None:
-        self.counters.add('received')
         if self._pairs is not None:
             self._score_pair(self._pairs.add_image(header_key(message.header), message))
 
@@ -185,7 +182,6 @@ class StripDetectorNode(ManagedNode):
             update = images.add(strip.header.frame_id, header_key(strip.header)[1], pixels,
                                 place, self._threshold)
         except (ImageEncodingError, StripError) as error:
-            self.counters.add('rejected')
             self.get_logger().warning(f'rejected strip: {error}',
                                       throttle_duration_sec=WARN_THROTTLE_SEC)
             return
@@ -222,7 +218,6 @@ class StripDetectorNode(ManagedNode):
                                          self._marker_counts.get(image.key, 0)):
                 self._regions_pub.publish(marker)
             self._marker_counts[image.key] = len(image.regions)
-            self.counters.add('processed')
             self.get_logger().info(
                 f'{image.key}: {image.width}x{image.height} image scored ({image.tile_count} '
                 f'tiles): score {image.score:.2f}, {len(image.regions)} region(s)')
