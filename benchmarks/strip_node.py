@@ -55,12 +55,12 @@ def log(message: str) -> None:
 def stream(args: argparse.Namespace) -> dict:
     """Run the node, stream the image, return the figures."""
     from diagnostic_msgs.msg import DiagnosticArray
-    from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
+    from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import Header
 
     from vad4space_ros.data.synthetic_frames import ChipMosaic
     from vad4space_ros.deploy.image_encoding import array_to_image
-    from vad4space_ros.nodes.ros_conversions import msg_to_record, raw_to_image_msg
+    from vad4space_ros.nodes.ros_conversions import msg_to_record, raw_to_image_msg, strip_info
     from vad4space_ros.nodes.strip_detector_node import STRIP_QOS
 
     command = ros_harness.node_command('vad4space_strip_detector',
@@ -80,8 +80,7 @@ def stream(args: argparse.Namespace) -> dict:
             header = Header(frame_id=frame_id)   # each strip its own stamp
             header.stamp.sec, header.stamp.nanosec = 1, offset
             strips.publish(raw_to_image_msg(array_to_image(rows, 'mono8'), header))
-            infos.publish(CameraInfo(header=header, height=height, width=rows.shape[1],
-                                     roi=RegionOfInterest(y_offset=offset)))
+            infos.publish(strip_info(header, offset, *rows.shape[:2], height))
 
         ros.wait_for_subscribers(strips, timeout=120.0, process=process)
         ros.wait_for_subscribers(infos, timeout=120.0, process=process)

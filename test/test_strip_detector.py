@@ -116,13 +116,13 @@ def test_strip_node_scores_strips_over_dds_like_the_whole_image(
     """Strips + camera infos in; map rows, score, record and regions equal the whole image's."""
     import ros_harness
     from diagnostic_msgs.msg import DiagnosticArray
-    from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
+    from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import Header
     from test_detector_node import image_msg
     from visualization_msgs.msg import ImageMarker
 
     from vad4space_ros.deploy.image_encoding import image_to_array
-    from vad4space_ros.nodes.ros_conversions import image_msg_to_raw, msg_to_record
+    from vad4space_ros.nodes.ros_conversions import image_msg_to_raw, msg_to_record, strip_info
     from vad4space_ros.nodes.strip_detector_node import STRIP_QOS
 
     node = '/vad4space_strip_detector'
@@ -145,8 +145,7 @@ def test_strip_node_scores_strips_over_dds_like_the_whole_image(
             header = Header(frame_id=frame_id)   # each strip its own stamp: image + row offset
             header.stamp.sec, header.stamp.nanosec = stamp_s, offset
             strips.publish(image_msg(strip, 'mono8', header))
-            infos.publish(CameraInfo(header=header, height=height, width=strip.shape[1],
-                                     roi=RegionOfInterest(y_offset=offset)))
+            infos.publish(strip_info(header, offset, *strip.shape[:2], height))
 
         ros.wait_for_subscribers(strips, process=process)
         ros.wait_for_subscribers(infos, process=process)

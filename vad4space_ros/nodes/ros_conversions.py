@@ -21,6 +21,8 @@
   key/value pairs);
 - the detector's score as ``geometry_msgs/PointStamped`` (x = calibrated score, y = raw score,
   z = threshold; a stamped standard type, so no custom interface package is needed);
+- a push-broom strip's place as ``sensor_msgs/CameraInfo`` (:func:`strip_info`: ``roi`` = the
+  strip's rows in the whole image, ``height`` = the whole image's; docs/full_frames.md);
 - header stamps <-> integer nanoseconds (:func:`stamp_to_ns`, :func:`ns_to_stamp`; the
   arithmetic is :mod:`vad4space_ros.stamps`, shared with the ROS-free bag code).
 """
@@ -29,7 +31,7 @@ from __future__ import annotations
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PointStamped
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
 from std_msgs.msg import Header
 
 from vad4space_ros.deploy.image_encoding import RawImage
@@ -37,7 +39,7 @@ from vad4space_ros.deploy.records import DetectionRecord, RECORD_NAME, RecordErr
 from vad4space_ros.stamps import ns_to_sec_nanosec, stamp_to_ns
 
 __all__ = ['frame_header', 'image_msg_to_raw', 'msg_to_record', 'ns_to_stamp',
-           'raw_to_image_msg', 'record_to_msg', 'score_msg', 'stamp_to_ns']
+           'raw_to_image_msg', 'record_to_msg', 'score_msg', 'stamp_to_ns', 'strip_info']
 
 
 def image_msg_to_raw(msg: Image) -> RawImage:
@@ -64,6 +66,16 @@ def ns_to_stamp(stamp_ns: int) -> Time:
 def frame_header(frame_id: str, stamp_ns: int) -> Header:
     """Rebuild a frame's header from its id and stamp in nanoseconds."""
     return Header(frame_id=frame_id, stamp=ns_to_stamp(stamp_ns))
+
+
+def strip_info(header: Header, row_offset: int, rows: int, width: int,
+               image_height: int = 0) -> CameraInfo:
+    """Describe a strip of ``rows`` x ``width`` from ``row_offset`` of a taller image.
+
+    ``image_height`` is the whole image's (0 = not known yet).
+    """
+    return CameraInfo(header=header, height=image_height, width=width, roi=RegionOfInterest(
+        x_offset=0, y_offset=row_offset, height=rows, width=width))
 
 
 def score_msg(header: Header, score: float, raw_score: float, threshold: float) -> PointStamped:

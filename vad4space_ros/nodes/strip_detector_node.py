@@ -46,7 +46,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
+from sensor_msgs.msg import CameraInfo, Image
 
 from vad4space_ros.deploy.image_encoding import (
     array_to_image, check_frame_size, image_to_array, ImageEncodingError, ScaleOptions,
@@ -62,7 +62,7 @@ from vad4space_ros.nodes.managed_node import ManagedNode, spin_until_finalized, 
 from vad4space_ros.nodes.parameters import declare_parameters, parameter_descriptor
 from vad4space_ros.nodes.region_markers import region_markers
 from vad4space_ros.nodes.ros_conversions import (
-    frame_header, image_msg_to_raw, raw_to_image_msg, record_to_msg, score_msg)
+    frame_header, image_msg_to_raw, raw_to_image_msg, record_to_msg, score_msg, strip_info)
 from vad4space_ros.nodes.stamp_pairs import header_key, StampPairs
 from visualization_msgs.msg import ImageMarker
 
@@ -198,8 +198,7 @@ class StripDetectorNode(ManagedNode):
             header = frame_header(block.key, block.stamp_ns)
             rows, width = block.rows.shape
             self._map_pub.publish(raw_to_image_msg(array_to_image(block.rows, '32FC1'), header))
-            self._info_pub.publish(CameraInfo(header=header, width=width, roi=RegionOfInterest(
-                x_offset=0, y_offset=block.first_row, height=rows, width=width)))
+            self._info_pub.publish(strip_info(header, block.first_row, rows, width))
         for image in update.finished:
             header = frame_header(image.key, image.stamp_ns)
             if not image.complete:
