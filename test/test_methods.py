@@ -30,7 +30,7 @@ from vad4space_ros.models.methods import build_method, EDGE_OPTIONS, get_method
 from vad4space_ros.training.fitting import fit_detector, FitConfig
 
 # Per-method training budget for the test: small inputs, few epochs, 2-core CPU.
-TEST_INPUT = {'simplenet': 128}
+TEST_INPUT = {'simplenet': get_method('simplenet').min_input_size}
 TEST_EPOCHS = {'cfa': 3, 'stfpm': 10, 'rd4ad': 3, 'simplenet': 10, 'fastflow': 3}
 AUROC_FLOOR = 0.8
 
@@ -178,6 +178,8 @@ def test_unknown_or_invalid_method_options_are_clear_errors(backbone):
         build_method('padim', spec, (64, 64), {'levels': [2, 3], 'n_features': channels + 1})
     with pytest.raises(ValueError, match='levels must be increasing'):
         build_method('padim', spec, (64, 64), {'levels': [3, 2]})
+    with pytest.raises(ValueError, match='simplenet needs an input of at least 128 px'):
+        build_method('simplenet', spec, (64, 64))
 
 
 def test_benchmark_profile_selects_the_edge_options() -> None:

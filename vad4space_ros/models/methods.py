@@ -40,6 +40,9 @@ anomalib's defaults assume ResNet/WideResNet backbones in places; the adaptation
   so that noise is too faint to learn from (the head then ranked craters *below* normal terrain:
   AUROC 0.1-0.36 on generated chips). The noise std is raised to 0.25 (AUROC 0.95 there; 0.1
   gave 0.77). This was chosen from those three values on generated data, not real imagery.
+  Its Perlin-noise masks draw scales up to 32 cells, so the (2x upscaled) stride-8 feature map
+  must be at least 32x32: the input must be at least 128 px (a 64-px input fails inside
+  anomalib with a tensor-size error; :func:`build_method` refuses it up front).
 
 Method options (``build_method(..., options)``, recorded in the artifact metadata so loading
 rebuilds the same architecture): PaDiM ``levels`` (which of the three backbone levels, 1-based)
@@ -83,6 +86,7 @@ from vad4space_ros.training.padim_stats import make_streaming
 
 RESNET18_WIDTHS = (64, 128, 256)
 SUPERSIMPLENET_NOISE_STD = 0.25  # anomalib's 0.015 suits WideResNet-50 features (see above)
+SUPERSIMPLENET_MIN_INPUT = 128  # its Perlin masks need a 32x32 feature map (see above)
 
 
 class MobileCfaDescriptor(Descriptor):
@@ -236,6 +240,7 @@ class MethodSpec:
     build: Callable[[BackboneSpec, dict[str, Any], Options], AnomalibModule]
     default_epochs: int
     options: Options = field(default_factory=dict)
+    min_input_size: int = 0
 
     def resolve_options(self, options: Options | None) -> Options:
         """Return the defaults updated by ``options``; raise ValueError on unknown names."""
@@ -300,7 +305,8 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec('stfpm', 'Stfpm', _stfpm, 10),
         MethodSpec('rd4ad', 'ReverseDistillation',
                    lambda s, c, _o: MobileReverseDistillation(s, **c), 10),
-        MethodSpec('simplenet', 'Supersimplenet', _supersimplenet, 10),
+        MethodSpec('simplenet', 'Supersimplenet', _supersimplenet, 10,
+                   min_input_size=SUPERSIMPLENET_MIN_INPUT),
         MethodSpec('fastflow', 'Fastflow', lambda s, c, _o: MobileFastflow(s, **c), 10),
     )
 }
@@ -329,6 +335,9 @@ def build_method(method: str, spec: BackboneSpec, input_size: tuple[int, int],
     ``options`` overrides the method's defaults (:attr:`MethodSpec.options`).
     """
     method_spec = get_method(method)
+    if min(input_size) < method_spec.min_input_size:
+        raise ValueError(f'{method} needs an input of at least {method_spec.min_input_size} px '
+                         f'(got {input_size[0]}x{input_size[1]})')
     components = {
         # Resize only: images arrive already resized and normalised (see preprocess.py); the
         # pre-processor is what tells FastFlow/RD4AD their input size.
