@@ -89,8 +89,11 @@ def test_cells_write_one_file_each_resume_skips_them_and_tables_assemble(
     for key in ('img_auroc', 'class_auroc', 'class_counts', 'fit_seconds'):
         timeout.pop(key)
     cell_path(tmp_path, 'lroc', 'padim', 2).write_text(json.dumps(timeout))
+    larger = dict(record, method='simplenet', fit=dict(record['fit'], input_size=128))
+    cell_path(tmp_path, 'lroc', 'simplenet', 1).write_text(json.dumps(larger))
     tables = cell_tables_markdown(load_cells(tmp_path))
     assert 'timeout' in tables and '> 600 s budget' in tables
+    assert 'input 64 px, simplenet 128 px,' in tables
     assert f'{record["img_auroc"]:.2f}' in tables and 'ejecta' in tables
 
 

@@ -27,6 +27,7 @@ AUROC, while setting 2 is not made worse), and the training images the screening
 """
 from __future__ import annotations
 
+from collections import Counter
 from contextlib import contextmanager
 import csv
 import json
@@ -200,13 +201,25 @@ def cell_tables_markdown(records: list[dict[str, Any]]) -> str:
         first = mine[0]
         title = (f'{dataset.upper()} at full split sizes, one cell per method and setting '
                  f'({"SYNTHETIC generated data" if synthetic else "data at " + first["root"]}; '
-                 f'(paper, real data)); input {first["fit"]["input_size"]} px, seed '
+                 f'(paper, real data)); {_input_sizes(mine)}, seed '
                  f'{first["seed"]}; fit = wall time of fitting incl. calibration.')
         parts.append(_markdown(title, headers, rows))
         scored = [r for r in mine if r.get('class_auroc')]
         if scored:
             parts.append(_markdown(*class_table(_CellResult(dataset, scored, synthetic))))
     return '\n\n'.join(parts) + '\n'
+
+
+def _input_sizes(records: list[dict[str, Any]]) -> str:
+    """Return 'input N px', naming the methods whose cells used another size."""
+    sizes = Counter(r['fit']['input_size'] for r in records)
+    common = sizes.most_common(1)[0][0]
+    others = {}
+    for record in records:
+        if record['fit']['input_size'] != common:
+            others.setdefault(record['method'], record['fit']['input_size'])
+    return f'input {common} px' + ''.join(f', {method} {size} px'
+                                          for method, size in others.items())
 
 
 class _CellResult:
