@@ -62,8 +62,7 @@ from vad4space_ros.deploy import heatmap
 from vad4space_ros.deploy.artifact import ArtifactError
 from vad4space_ros.deploy.frame_scoring import FrameScorer, Model
 from vad4space_ros.deploy.image_encoding import (
-    array_to_image, check_frame_size, decode_compressed, image_to_array, ImageEncodingError,
-    ScaleOptions)
+    array_to_image, decode_compressed, ImageEncodingError, ScaleOptions)
 from vad4space_ros.deploy.loading import load_model
 from vad4space_ros.deploy.records import DetectionRecord
 from vad4space_ros.deploy.regions import draw_regions
@@ -77,7 +76,7 @@ from vad4space_ros.nodes.model_access import allowed_model_path
 from vad4space_ros.nodes.parameters import declare_parameters
 from vad4space_ros.nodes.region_markers import region_markers
 from vad4space_ros.nodes.ros_conversions import (
-    image_msg_to_raw, raw_to_image_msg, record_to_msg, score_msg, stamp_to_ns)
+    image_msg_pixels, raw_to_image_msg, record_to_msg, score_msg, stamp_to_ns)
 from visualization_msgs.msg import ImageMarker
 
 NODE_NAME = 'vad4space_detector'
@@ -280,9 +279,7 @@ class DetectorNode(ManagedNode):
         """Return a message's pixels (HxW or HxWxC, native dtype) and their encoding."""
         if isinstance(message, CompressedImage):
             return decode_compressed(message.format, message.data, self._max_frame_pixels)
-        check_frame_size(message.width, message.height, self._max_frame_pixels)
-        raw = image_msg_to_raw(message)
-        return image_to_array(raw), raw.encoding
+        return image_msg_pixels(message, self._max_frame_pixels)
 
     def _process(self, frame: Frame) -> None:
         """Run the model on one frame and publish every output with its header."""

@@ -73,7 +73,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import UInt64
 
-from vad4space_ros.deploy.image_encoding import image_to_array, to_rgb8
+from vad4space_ros.deploy.image_encoding import to_rgb8
 from vad4space_ros.deploy.records import RecordError
 from vad4space_ros.downlink.downlink_queue import DownlinkQueue
 from vad4space_ros.downlink.image_matching import ImageMatcher
@@ -87,7 +87,7 @@ from vad4space_ros.nodes.downlink_parameters import (
 from vad4space_ros.nodes.entry_point import run_node
 from vad4space_ros.nodes.managed_node import ManagedNode, spin_until_finalized, StartupError
 from vad4space_ros.nodes.parameters import declare_parameters
-from vad4space_ros.nodes.ros_conversions import image_msg_to_raw, msg_to_record, stamp_to_ns
+from vad4space_ros.nodes.ros_conversions import image_msg_pixels, msg_to_record, stamp_to_ns
 
 NODE_NAME = 'vad4space_downlink'
 ACK_POLL_S = 0.02
@@ -230,8 +230,7 @@ class DownlinkNode(ManagedNode):
     def _receive(self, msg: Image, is_frame: bool) -> None:
         key = (stamp_to_ns(msg.header), msg.header.frame_id)
         try:
-            raw = image_msg_to_raw(msg)
-            pixels = to_rgb8(image_to_array(raw), raw.encoding)
+            pixels = to_rgb8(*image_msg_pixels(msg))
         except ValueError as error:
             self.counters['bad_images'] += 1
             self.get_logger().warning(f'cannot read image of {key[1]}: {error}',

@@ -31,14 +31,15 @@ from __future__ import annotations
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PointStamped
+import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
 from std_msgs.msg import Header
 
-from vad4space_ros.deploy.image_encoding import RawImage
+from vad4space_ros.deploy.image_encoding import check_frame_size, image_to_array, RawImage
 from vad4space_ros.deploy.records import DetectionRecord, RECORD_NAME, RecordError
 from vad4space_ros.stamps import ns_to_sec_nanosec, stamp_to_ns
 
-__all__ = ['frame_header', 'image_msg_to_raw', 'msg_to_record', 'ns_to_stamp',
+__all__ = ['frame_header', 'image_msg_pixels', 'image_msg_to_raw', 'msg_to_record', 'ns_to_stamp',
            'raw_to_image_msg', 'record_to_msg', 'score_msg', 'stamp_to_ns', 'strip_info']
 
 
@@ -47,6 +48,18 @@ def image_msg_to_raw(msg: Image) -> RawImage:
     return RawImage(height=int(msg.height), width=int(msg.width), encoding=msg.encoding,
                     is_bigendian=bool(msg.is_bigendian), step=int(msg.step),
                     data=memoryview(msg.data).cast('B'))
+
+
+def image_msg_pixels(msg: Image, max_pixels: int | None = None) -> tuple[np.ndarray, str]:
+    """Return an Image message's pixels (HxW or HxWxC, native dtype) and encoding.
+
+    With ``max_pixels``, a frame above it is refused from its header before any copy.
+    Raises ImageEncodingError (a ValueError) on a bad size, encoding or buffer.
+    """
+    if max_pixels is not None:
+        check_frame_size(int(msg.width), int(msg.height), max_pixels)
+    raw = image_msg_to_raw(msg)
+    return image_to_array(raw), raw.encoding
 
 
 def raw_to_image_msg(raw: RawImage, header: Header) -> Image:

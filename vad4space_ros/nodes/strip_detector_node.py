@@ -49,8 +49,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from vad4space_ros.deploy.image_encoding import (
-    array_to_image, check_frame_size, image_to_array, ImageEncodingError, ScaleOptions,
-    to_rgb8)
+    array_to_image, ImageEncodingError, ScaleOptions, to_rgb8)
 from vad4space_ros.deploy.records import DetectionRecord
 from vad4space_ros.deploy.strip_images import StripImages, StripPlacement, StripUpdate
 from vad4space_ros.deploy.strips import StripError
@@ -62,7 +61,7 @@ from vad4space_ros.nodes.managed_node import ManagedNode, spin_until_finalized, 
 from vad4space_ros.nodes.parameters import declare_parameters, parameter_descriptor
 from vad4space_ros.nodes.region_markers import region_markers
 from vad4space_ros.nodes.ros_conversions import (
-    frame_header, image_msg_to_raw, raw_to_image_msg, record_to_msg, score_msg, strip_info)
+    frame_header, image_msg_pixels, raw_to_image_msg, record_to_msg, score_msg, strip_info)
 from vad4space_ros.nodes.stamp_pairs import header_key, StampPairs
 from visualization_msgs.msg import ImageMarker
 
@@ -175,9 +174,7 @@ class StripDetectorNode(ManagedNode):
                                       'dropped', throttle_duration_sec=WARN_THROTTLE_SEC)
         strip, info = pair
         try:
-            check_frame_size(strip.width, strip.height, self._max_frame_pixels)
-            raw = image_msg_to_raw(strip)
-            pixels = to_rgb8(image_to_array(raw), raw.encoding, self._scale)
+            pixels = to_rgb8(*image_msg_pixels(strip, self._max_frame_pixels), self._scale)
             place = StripPlacement(int(info.roi.y_offset), int(info.height), int(info.width))
             update = images.add(strip.header.frame_id, header_key(strip.header)[1], pixels,
                                 place, self._threshold)
