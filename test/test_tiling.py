@@ -38,7 +38,8 @@ from vad4space_ros.deploy.image_encoding import (
 from vad4space_ros.deploy.regions import map_regions, tile_regions
 from vad4space_ros.deploy.strips import score_tiled, StripError, StripScorer
 from vad4space_ros.deploy.tiling import (
-    calibrate_on_frames, frame_calibration, tile_starts, TileOptions, TileScores)
+    calibrate_on_frames, frame_calibration, tile_starts, TileOptions, TileScores,
+    with_frame_calibration)
 
 FALSE_ALARM_RATE = 0.05
 
@@ -225,6 +226,54 @@ def test_normal_frames_stay_below_the_frame_threshold_at_the_configured_rate(
         assert bool(scored.regions) == scored.prediction.is_anomaly
     assert alarms <= 7, alarms
     assert tile_level_alarms >= 30, tile_level_alarms
+
+
+def test_frame_threshold_fitted_on_normal_frames_is_stored_and_used(
+        mars_model: Path, scorer: FrameScorer, typical_pool: list[np.ndarray],
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``calibrate-frames`` stores the empirical frame threshold in an ONNX copy of the model.
+
+    Frames cut into that many tiles are then scored on it; other frame sizes keep the derived
+    calibration. The safetensors file takes the same metadata without changing its scores.
+    """
+    from vad4space_ros.cli import main
+    from vad4space_ros.deploy.loading import load_model
+    from vad4space_ros.models.export import export_onnx, ExportOptions, write_with_metadata
+    from vad4space_ros.models.torch_detector import load_artifact
+    rng = np.random.default_rng(21)
+    folder = tmp_path / 'normal'
+    folder.mkdir()
+    frames = [mars_frame(rng, 320, 320, None, typical_pool)[0] for _ in range(20)]
+    for index, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f'{index:02d}.png')
+    onboard = export_onnx(load_artifact(mars_model), tmp_path / 'mars.onnx', ExportOptions())
+    output = tmp_path / 'mars-frames.onnx'
+    assert main(['calibrate-frames', '--model', str(onboard), '--output', str(output),
+                 '--tile', '64', str(folder)]) == 0
+    calibrated = load_model(output)
+    entry, = calibrated.metadata['frame_calibrations']
+    assert (entry['tile_size'], entry['tile_count'], entry['frames']) == (64, 25, 20)
+    onnx_scorer = FrameScorer(load_model(onboard), tiling=TileOptions())
+    raw = [onnx_scorer.score(frame, 'rgb8').prediction.raw_score for frame in frames]
+    stored = entry['calibration']
+    assert stored['threshold'] == pytest.approx(np.quantile(raw, 1 - FALSE_ALARM_RATE))
+    fitted_scorer = FrameScorer(calibrated, tiling=TileOptions())
+    frame = frames[0]
+    assert fitted_scorer.score(frame, 'rgb8').calibration == Calibration(**stored)
+    assert onnx_scorer.score(frame, 'rgb8').calibration != Calibration(**stored)
+    taller = mars_frame(rng, 384, 320, None, typical_pool)[0]  # 30 tiles: derived
+    assert (fitted_scorer.score(taller, 'rgb8').calibration
+            == onnx_scorer.score(taller, 'rgb8').calibration)
+    Image.fromarray(taller).save(folder / 'taller.png')
+    assert main(['calibrate-frames', '--model', str(onboard), '--output',
+                 str(tmp_path / 'mixed.onnx'), str(folder)]) == 2
+    assert '2 sizes' in capsys.readouterr().err and not (tmp_path / 'mixed.onnx').exists()
+    copy = write_with_metadata(mars_model, tmp_path / 'copy.safetensors', with_frame_calibration(
+        load_model(mars_model).metadata, 64, 25, Calibration(**stored), 20))
+    assert load_model(copy).metadata['frame_calibrations'] == [entry]
+    copy_scored = FrameScorer(load_model(copy), tiling=TileOptions()).score(frame, 'rgb8')
+    assert copy_scored.calibration == Calibration(**stored)
+    assert copy_scored.prediction.raw_score == scorer.score(frame, 'rgb8').prediction.raw_score
 
 
 def test_cli_scores_a_big_image_in_tiles_as_json(mars_model: Path, tmp_path: Path,

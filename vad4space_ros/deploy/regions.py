@@ -28,13 +28,14 @@ score), best first, at most ``max_regions``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import cv2
 import numpy as np
 
 from vad4space_ros.deploy.calibration import CALIBRATED_THRESHOLD, Calibration
 from vad4space_ros.deploy.records import Region
-from vad4space_ros.deploy.tiling import frame_calibration, TileScores
+from vad4space_ros.deploy.tiling import frame_calibration_for, TileScores
 
 REGION_COLOUR = (255, 0, 255)  # magenta: not in the JET colour map of the heatmap
 
@@ -80,9 +81,14 @@ class TiledFrameResult:
 
 
 def tiled_frame_result(scores: TileScores, tile_calibration: Calibration, threshold: float,
-                       max_regions: int) -> TiledFrameResult:
-    """Score a frame from its tiles on the frame-level calibration of their count."""
-    calibration = frame_calibration(tile_calibration, scores.count)
+                       max_regions: int, metadata: Mapping[str, Any]) -> TiledFrameResult:
+    """Score a frame from its tiles on the frame-level calibration of their count.
+
+    A frame calibration fitted on normal frames and stored in the model's ``metadata`` is used
+    when one matches the tile side and count; otherwise it is derived (:mod:`.tiling`).
+    """
+    calibration = frame_calibration_for(tile_calibration, scores.tile_height, scores.count,
+                                        metadata)
     return TiledFrameResult(calibration, float(calibration.normalise(scores.frame_raw_score)),
                             tile_regions(scores, calibration, threshold, max_regions))
 

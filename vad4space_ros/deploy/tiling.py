@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import math
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -55,6 +55,7 @@ from vad4space_ros.deploy.calibration import Calibration
 NATIVE_TILE = -1   # tile_size: the model's training image size (whole frame if unknown)
 WHOLE_FRAME = 0    # tile_size: resize the whole frame to the model input (no tiling)
 DEFAULT_TILE_BATCH = 16
+FRAME_CALIBRATIONS = 'frame_calibrations'  # metadata key: fitted frame calibrations
 
 
 @dataclass(frozen=True)
@@ -160,3 +161,22 @@ def frame_calibration(tile_calibration: Calibration, tile_count: int,
 def calibrate_on_frames(frame_raw_scores: np.ndarray, false_alarm_rate: float) -> Calibration:
     """Fit the frame threshold on max-over-tiles raw scores of normal frames (empirical)."""
     return Calibration.from_normal_scores(frame_raw_scores, false_alarm_rate)
+
+
+def frame_calibration_for(tile_calibration: Calibration, tile_side: int, tile_count: int,
+                          metadata: Mapping[str, Any]) -> Calibration:
+    """Return the frame calibration stored for this tile side and count, else the derived one."""
+    for entry in metadata.get(FRAME_CALIBRATIONS, ()):
+        if entry['tile_size'] == tile_side and entry['tile_count'] == tile_count:
+            return Calibration(**entry['calibration'])
+    return frame_calibration(tile_calibration, tile_count)
+
+
+def with_frame_calibration(metadata: Mapping[str, Any], tile_side: int, tile_count: int,
+                           calibration: Calibration, frames: int) -> dict[str, Any]:
+    """Return a copy of ``metadata`` storing ``calibration`` for this tile side and count."""
+    kept = [entry for entry in metadata.get(FRAME_CALIBRATIONS, ())
+            if (entry['tile_size'], entry['tile_count']) != (tile_side, tile_count)]
+    entry = {'tile_size': tile_side, 'tile_count': tile_count, 'frames': frames,
+             'calibration': calibration.to_dict()}
+    return {**metadata, FRAME_CALIBRATIONS: kept + [entry]}

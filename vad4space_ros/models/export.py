@@ -73,7 +73,8 @@ from vad4space_ros.deploy.preprocess import to_model_input
 from vad4space_ros.deploy.spectral import FusedDetector
 from vad4space_ros.models.backbones import backbone_weights, get_backbone
 from vad4space_ros.models.methods import build_method
-from vad4space_ros.models.torch_detector import detached_state, feature_backbone, TorchDetector
+from vad4space_ros.models.torch_detector import (
+    detached_state, feature_backbone, load_artifact, TorchDetector)
 
 INPUT_NAME = 'image'
 OUTPUT_NAMES = ('pred_score', 'anomaly_map', 'embedding')
@@ -318,6 +319,18 @@ def set_metadata(proto: onnx.ModelProto, metadata: dict[str, Any]) -> None:
         if entry.key == METADATA_KEY:
             proto.metadata_props.remove(entry)
     helper.set_model_props(proto, {METADATA_KEY: json.dumps(metadata)})
+
+
+def write_with_metadata(source: str | Path, target: str | Path, metadata: dict[str, Any]) -> Path:
+    """Write a copy of a model file (.onnx or .safetensors) whose metadata is ``metadata``."""
+    source, target = Path(source), Path(target)
+    if source.suffix.lower() != '.onnx':
+        return load_artifact(source).save(target, metadata)
+    proto = onnx.load(str(source))
+    set_metadata(proto, metadata)
+    with atomic_output(target) as temporary:
+        onnx.save(proto, str(temporary))
+    return target
 
 
 def recalibrate(path: Path, images: Sequence[np.ndarray], metadata: dict[str, Any]) -> None:
