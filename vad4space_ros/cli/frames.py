@@ -43,7 +43,7 @@ def run_calibrate_frames(args: argparse.Namespace) -> int:
     from vad4space_ros.models.export import write_with_metadata
 
     if Path(args.output).suffix.lower() != Path(args.model).suffix.lower():
-        raise ValueError(f'--output must have the model file\'s suffix ({Path(args.model).suffix})')
+        raise ValueError(f'--output must end like the model file ({Path(args.model).suffix})')
     scorer = FrameScorer(load_model(args.model),
                          tiling=TileOptions(args.tile, args.stride, args.tile_batch))
     if scorer.is_fused_model:

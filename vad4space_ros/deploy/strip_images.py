@@ -166,7 +166,7 @@ class StripImages:
         blocks, tiles = image.scorer.finish()
         update.map_rows += [MapRows(key, image.stamp_ns, row, rows) for row, rows in blocks]
         result = tiled_frame_result(tiles, self.model.calibration, threshold, self.max_regions,
-                                        self.model.metadata)
+                                    self.model.metadata)
         height = image.scorer.received
         update.finished.append(FinishedImage(
             key=key, stamp_ns=image.stamp_ns, height=height, width=image.scorer.width,
