@@ -21,6 +21,7 @@ from pathlib import Path
 import sqlite3
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -34,7 +35,8 @@ from vad4space_ros.downlink.policy import DownlinkPolicy
 from vad4space_ros.downlink.products import ProductPart, record_json
 from vad4space_ros.downlink.ranking import rank
 from vad4space_ros.downlink.schema import (
-    EVICTED, EXPIRED, FRAME, HEATMAP, QUEUED, RELEASED, THUMBNAIL)
+    APPLICATION_ID, EVICTED, EXPIRED, FRAME, HEATMAP, PRODUCTS_SCHEMA, QUEUED, RELEASED, SCHEMA,
+    SCHEMA_VERSION, THUMBNAIL)
 from vad4space_ros.downlink.selection import knapsack, Option
 from vad4space_ros.downlink.store import DownlinkStore
 
@@ -331,6 +333,40 @@ def test_interrupted_pass_transaction_releases_nothing(tmp_path):
 
 
 # --- store errors -----------------------------------------------------------------------------
+def test_a_schema_1_database_is_migrated_and_its_items_stay_sendable(tmp_path):
+    """A queue written by schema 1 (records and estimated sizes, no products) opens as schema 2.
+
+    Its queued item gains the columns of schema 2 (no record JSON, frame and heatmap missing)
+    and is still released by a pass; new items store their products in the new table.
+    """
+    path = tmp_path / 'v1.db'
+    schema_1 = '\n'.join(line for line in SCHEMA.replace(PRODUCTS_SCHEMA, '').splitlines()
+                         if not line.strip().startswith(('record_json', 'missing')))
+    legacy = sqlite3.connect(path)
+    legacy.executescript(schema_1)
+    legacy.execute(f'PRAGMA application_id={APPLICATION_ID}')
+    legacy.execute('PRAGMA user_version=1')
+    legacy.execute('INSERT INTO items (frame_id, stamp_ns, score, is_anomaly, method, model_id, '
+                   'embedding, product_bytes, thumbnail_bytes, accepted_ns) '
+                   'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+                   ('cam/old', 5, 0.9, 1, 'padim', 'old-model', basis(3).tobytes(), 800, 0,
+                    time.time_ns()))
+    legacy.commit()
+    legacy.close()
+    queue = open_queue(path)
+    store = queue.store
+    assert store.connection.execute('PRAGMA user_version').fetchone()[0] == SCHEMA_VERSION
+    old_id = store.queued_item_id('cam/old', 5)
+    assert store.missing(old_id) == f'{FRAME},{HEATMAP}'
+    assert store.count_missing() == {FRAME: 1, HEATMAP: 1}
+    new_id = accept(queue, record(1, 0.7), thumbnail=100).item_id
+    assert store.parts(new_id, [FRAME]) and store.missing(new_id) == ''
+    released = {p.item_id for p in queue.run_pass(100_000).products}
+    assert released == {old_id, new_id}
+    queue.close()
+    assert open_queue(path).store.items_in_state(RELEASED) == sorted(released)
+
+
 def test_store_refuses_corrupt_foreign_locked_and_read_only_databases(tmp_path):
     corrupt = tmp_path / 'corrupt.db'
     corrupt.write_bytes(b'this is not an sqlite database' * 200)
