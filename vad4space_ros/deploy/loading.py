@@ -17,6 +17,8 @@
 - ``.onnx`` (``vad4space export``, or ``vad4space fit --export``): the onboard artifact, run by
   ONNX Runtime (or OpenVINO, ``VAD4SPACE_RUNTIME``), with NumPy/OpenCV around it. Torch is never
   imported. A fused 6-band export carries the RX statistics in its metadata.
+- ``.json`` (``vad4space ensemble``): an ensemble manifest; its member files are loaded as
+  below and combined (:mod:`.ensemble`).
 - anything else (``.safetensors`` from ``vad4space fit``): the torch stack is imported here, only
   then, and rebuilds the anomalib model (plain or fused).
 
@@ -31,6 +33,7 @@ import numpy as np
 
 from vad4space_ros.deploy.artifact import ArtifactError
 from vad4space_ros.deploy.detector import Detector
+from vad4space_ros.deploy.ensemble import ENSEMBLE_SUFFIX, load_ensemble
 from vad4space_ros.deploy.onnx_detector import OnnxDetector, open_onnx
 from vad4space_ros.deploy.spectral import (
     fused_from_metadata, FusedDetector, rgb_branch_metadata, SPECTRAL_PREFIX)
@@ -44,6 +47,8 @@ def load_model(path: str | Path, runtime: str | None = None,
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f'model file not found: {path}')
+    if path.suffix.lower() == ENSEMBLE_SUFFIX:
+        return load_ensemble(path, lambda member: load_model(member, runtime, threads))
     if path.suffix.lower() != '.onnx':
         from vad4space_ros.models.torch_detector import load_artifact
         return load_artifact(path)

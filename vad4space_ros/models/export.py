@@ -68,6 +68,7 @@ from torch.nn import functional as F
 from vad4space_ros.atomic_files import atomic_output
 from vad4space_ros.deploy.artifact import EXPORT_FORMAT, METADATA_KEY
 from vad4space_ros.deploy.calibration import Calibration
+from vad4space_ros.deploy.ensemble import ENSEMBLE_SUFFIX, rewritten_manifest
 from vad4space_ros.deploy.loading import load_onnx
 from vad4space_ros.deploy.preprocess import to_model_input
 from vad4space_ros.deploy.spectral import FusedDetector
@@ -322,8 +323,12 @@ def set_metadata(proto: onnx.ModelProto, metadata: dict[str, Any]) -> None:
 
 
 def write_with_metadata(source: str | Path, target: str | Path, metadata: dict[str, Any]) -> Path:
-    """Write a copy of a model file (.onnx or .safetensors) whose metadata is ``metadata``."""
+    """Write a copy of a model file (.onnx, .safetensors, ensemble .json) with ``metadata``."""
     source, target = Path(source), Path(target)
+    if source.suffix.lower() == ENSEMBLE_SUFFIX:
+        with atomic_output(target) as temporary:
+            temporary.write_text(rewritten_manifest(source, target, metadata))
+        return target
     if source.suffix.lower() != '.onnx':
         return load_artifact(source).save(target, metadata)
     proto = onnx.load(str(source))

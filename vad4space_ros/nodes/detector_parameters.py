@@ -47,7 +47,8 @@ def checked_transport(transport: str) -> str:
 PARAMETERS: ParameterTable = {
     'model_path': ('', parameter_descriptor(
         'Model file: written by `vad4space fit` (plain, or 6-band fused with '
-        '--spectral-fusion) or `vad4space export` (.onnx). Loaded at configure. A run-time '
+        '--spectral-fusion), `vad4space export` (.onnx) or `vad4space ensemble` (.json '
+        'manifest; members in its folder). Loaded at configure. A run-time '
         'change must name a file under model_dir; it loads the new model first and keeps the '
         'old one if loading fails.')),
     'model_dir': ('', parameter_descriptor(
