@@ -138,3 +138,24 @@ def test_bad_ensemble_manifests_are_clear_errors(members: dict[str, Path],
                      '--calibration-dir', str(members['calibration']), '--output',
                      str(output)]) == 2
         assert not output.exists()
+
+
+def test_ensemble_of_onnx_members_runs_without_the_training_stack(
+        members: dict[str, Path], manifest: Path, tmp_path: Path) -> None:
+    """The onboard form: exported members, scored in a fresh process without torch."""
+    from test_flight_runtime import probe
+    from vad4space_ros.models.export import export_onnx
+    folder = members['patchcore'].parent
+    onboard = [export_onnx(load_model(members[m]), folder / f'{m}.onnx')
+               for m in ('patchcore', 'padim')]
+    output = folder / 'pair-onnx.json'
+    assert main(['ensemble', '--members', *map(str, onboard), '--calibration-dir',
+                 str(members['calibration']), '--output', str(output)]) == 0
+    tile = mars_tile(np.random.default_rng(3), 'dump-pile')
+    report = probe(output, tile, 'rgb8', tmp_path)
+    assert report['heavy'] == []
+    exported = load_model(output)
+    assert report['score'] == pytest.approx(FrameScorer(exported).score(tile, 'rgb8')
+                                            .prediction.score, rel=1e-5)
+    assert exported.raw_scores([tile])[0] == pytest.approx(
+        load_model(manifest).raw_scores([tile])[0], rel=1e-3, abs=1e-3)
