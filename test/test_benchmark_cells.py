@@ -59,12 +59,18 @@ def test_class_metrics_rank_each_class_against_the_normals(lunar_chips: Path):
     assert result['class_counts'] == {'ejecta': 4, 'oldcrater': 4}
 
 
-def test_time_budget_stops_a_trainable_fit_and_is_recorded(lunar_chips: Path):
+def test_time_budget_stops_a_trainable_fit_and_is_recorded(lunar_chips: Path, tmp_path: Path):
+    """``vad4space fit --time-budget`` stops STFPM within its first epoch and says so."""
+    from vad4space_ros.cli import main
+    from vad4space_ros.deploy.loading import load_model
     options = _fit_options()
     train = [s.path for s in load_dataset('lroc', lunar_chips).select('train', 0)]
-    config = FitConfig('stfpm', backbone=options.backbone, input_size=(64, 64), epochs=50,
-                       batch_size=4, progress=False, time_budget=1e-3)
-    record = fit_detector(train, config).metadata['fit_time']
+    assert len({Path(p).parent for p in train}) == 1
+    model = tmp_path / 'stfpm.safetensors'
+    assert main(['fit', '--train-dir', str(Path(train[0]).parent), '--method', 'stfpm',
+                 '--backbone', options.backbone, '--input-size', '64', '--epochs', '50',
+                 '--batch-size', '4', '--time-budget', '0.001', '--output', str(model)]) == 0
+    record = load_model(model).metadata['fit_time']
     assert record['stopped_early'] and record['time_budget_s'] == 1e-3
     assert record['epochs_completed'] < 1
     with pytest.raises(ValueError, match='positive'):

@@ -50,6 +50,9 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f'one of {WEIGHT_SOURCES} or a .safetensors/local-dir path')
     parser.add_argument('--input-size', type=int, default=256, help='square model input side')
     parser.add_argument('--epochs', type=int, help='training epochs (default: per method)')
+    parser.add_argument('--time-budget', type=float, metavar='SECONDS',
+                        help='trainable methods stop after this many seconds of training with '
+                             'the weights reached (recorded in the model metadata)')
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--false-alarm-rate', type=float, default=0.05,
                         help='target false-alarm rate on held-out normal images')
@@ -87,7 +90,7 @@ def fit_config(args: argparse.Namespace):
     return FitConfig(method=args.method, backbone=args.backbone, weights=args.weights,
                      input_size=(args.input_size, args.input_size), epochs=args.epochs,
                      batch_size=args.batch_size, false_alarm_rate=args.false_alarm_rate,
-                     seed=args.seed,
+                     seed=args.seed, time_budget=args.time_budget,
                      robust=RobustConfig(rule=args.robust) if args.robust else None,
                      method_options=method_options(args.method, args.profile,
                                                    args.method_option))
