@@ -85,11 +85,10 @@ class EnsembleDetector(Detector):
         outputs = [m.infer(images) for m in self.members]
         height = max(maps.shape[1] for _, maps, _ in outputs)
         width = max(maps.shape[2] for _, maps, _ in outputs)
-        scores = np.mean([m.calibration.normalise(s) for m, (s, _, _) in
-                          zip(self.members, outputs)], axis=0)
-        maps = np.mean([[resize_map(m.calibration.normalise(one), (height, width))
-                         for one in member_maps]
-                        for m, (_, member_maps, _) in zip(self.members, outputs)], axis=0)
+        calibrations = [m.calibration for m in self.members]
+        scores = np.mean([c.normalise(s) for c, (s, _, _) in zip(calibrations, outputs)], axis=0)
+        maps = np.mean([[resize_map(one, (height, width)) for one in c.normalise(member_maps)]
+                        for c, (_, member_maps, _) in zip(calibrations, outputs)], axis=0)
         embeddings = np.concatenate([e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True),
                                                     1e-12) for _, _, e in outputs], axis=1)
         return (scores.astype(np.float32), maps.astype(np.float32),
