@@ -50,7 +50,7 @@ from sklearn.metrics import roc_auc_score
 
 from vad4space_ros.data.synthetic_frames import mars_tile, RGB_VISIBLE_NOVELTIES
 from vad4space_ros.deploy.loading import load_model
-from vad4space_ros.deploy.tiling import tile_starts
+from vad4space_ros.deploy.tiling import tile_count
 
 RESULTS = Path(__file__).resolve().parent / 'results' / 'tile_tail.json'
 FRAME = (1200, 1600)
@@ -132,8 +132,7 @@ def main() -> int:
     args = parser.parse_args()
     if len({path.stem for path in args.models}) < len(args.models):
         parser.error('give each model file a different name: results are keyed by it')
-    tiles_per_frame = (len(tile_starts(FRAME[0], TILE, TILE))
-                       * len(tile_starts(FRAME[1], TILE, TILE)))
+    tiles_per_frame = tile_count(*FRAME, TILE, TILE)
     log(f'rendering tiles ({args.pool} pooled x 8 orientations, {args.fresh} fresh, '
         f'{args.per_class} per novelty class)')
     tiles = render_tiles(args.seed, args.pool, args.fresh, args.per_class)

@@ -38,8 +38,7 @@ def run_calibrate_frames(args: argparse.Namespace) -> int:
     from vad4space_ros.deploy.frame_scoring import FrameScorer
     from vad4space_ros.deploy.loading import load_model
     from vad4space_ros.deploy.tiling import (
-        calibrate_on_frames, frame_calibration, tile_starts, TileOptions,
-        with_frame_calibration)
+        calibrate_on_frames, frame_calibration, tile_count, TileOptions, with_frame_calibration)
     from vad4space_ros.models.export import write_with_metadata
 
     if Path(args.output).suffix.lower() != Path(args.model).suffix.lower():
@@ -65,7 +64,7 @@ def run_calibrate_frames(args: argparse.Namespace) -> int:
                          'each frame size on its own')
     (height, width), = shapes
     tile, stride = grid
-    count = len(tile_starts(height, tile, stride)) * len(tile_starts(width, tile, stride))
+    count = tile_count(height, width, tile, stride)
     calibration = calibrate_on_frames(np.asarray(scores), args.false_alarm_rate)
     model = scorer.model
     output = write_with_metadata(

@@ -91,6 +91,11 @@ class TileOptions:
         return tile, stride
 
 
+def tile_count(height: int, width: int, tile: int, stride: int) -> int:
+    """Return how many tiles :func:`tile_starts` cuts a height x width frame into."""
+    return len(tile_starts(height, tile, stride)) * len(tile_starts(width, tile, stride))
+
+
 def tile_starts(length: int, tile: int, stride: int) -> np.ndarray:
     """Return tile start offsets along one side: every ``stride``, the last at the edge."""
     if length <= tile:
