@@ -165,10 +165,8 @@ class FrameScorer:
                                          prepare)
         if isinstance(detector, FusedDetector):  # fused maps are published calibrated
             anomaly_map = np.asarray(detector.calibration.normalise(anomaly_map), np.float32)
-        # fitted frame calibrations are stored for the model itself, not for its RGB branch
-        stored = self.model.metadata if detector is self.model else {}
         result = tiled_frame_result(tiles, detector.calibration, threshold, self.max_regions,
-                                    stored)
+                                    detector.metadata)
         prediction = Prediction(
             score=result.score, raw_score=tiles.frame_raw_score,
             is_anomaly=result.score >= threshold, anomaly_map=anomaly_map,
