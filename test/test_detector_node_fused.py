@@ -217,16 +217,21 @@ def test_model_path_switches_between_fused_and_exported_models_at_run_time(
                                                          rel=1e-4, abs=1e-5)
 
 
+def nir_anomaly_frame() -> np.ndarray:
+    """Return a 4x5-tile 8UC6 frame (256x320) with a NIR-only anomaly in row 2, column 3."""
+    tiles = typical_tiles(21, 20)
+    tiles[13] = nir_only_anomaly(tiles[13])
+    return np.concatenate([np.concatenate(tiles[row * 5:row * 5 + 5], axis=1)
+                           for row in range(4)])
+
+
 def test_a_6_band_frame_is_scored_in_fused_tiles_and_the_nir_only_tile_is_found(
         offline: FusedDetector) -> None:
     """A 4x5-tile 8UC6 frame with one NIR-only anomaly: fused tiles find it, RGB tiles cannot."""
     from vad4space_ros.deploy.frame_scoring import FrameScorer
     from vad4space_ros.deploy.tiling import TileOptions
 
-    tiles = typical_tiles(21, 20)
-    tiles[13] = nir_only_anomaly(tiles[13])                      # row 2, column 3
-    frame = np.concatenate([np.concatenate(tiles[row * 5:row * 5 + 5], axis=1)
-                            for row in range(4)])
+    frame = nir_anomaly_frame()
     fused = FrameScorer(offline, tiling=TileOptions()).score(frame, '8UC6')
     assert fused.calibration is not None and fused.prediction.anomaly_map.shape == (256, 320)
     assert fused.display.shape == (256, 320, 3)
@@ -237,3 +242,31 @@ def test_a_6_band_frame_is_scored_in_fused_tiles_and_the_nir_only_tile_is_found(
         frame, '8UC6')
     assert rgb_only.prediction.score < fused.prediction.score
     assert not any(r.x == 192 and r.y == 128 for r in rgb_only.regions[:1])
+
+
+def test_cli_scores_a_6_band_file_in_fused_tiles_like_the_node(
+        fused_model: Path, offline: FusedDetector, tmp_path: Path) -> None:
+    """`vad4space score` tiles a fused model's .npy frame; a 3-band file is refused alone."""
+    import json
+
+    import PIL.Image
+
+    from vad4space_ros.deploy.frame_scoring import FrameScorer
+    from vad4space_ros.deploy.tiling import TileOptions
+
+    frame = nir_anomaly_frame()
+    bands, view = tmp_path / 'frame.npy', tmp_path / 'view.png'
+    np.save(bands, frame.astype(np.float64))                    # DN, as the archive stores
+    PIL.Image.fromarray(bands_to_rgb(frame, offline.config.rgb_bands)).save(view)
+    command = [str(Path(sys.executable).parent / 'vad4space'), 'score', '--model',
+               str(fused_model), '--json', str(bands), str(view)]
+    result = subprocess.run(command, env=fit_environment(), capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 1, result.stderr[-3000:]   # view.png has 3 bands
+    scored, refused = (json.loads(line) for line in result.stdout.splitlines())
+    expected = FrameScorer(offline, tiling=TileOptions()).score(frame, '8UC6')
+    assert scored['tile_size'] == 64 and (scored['width'], scored['height']) == (320, 256)
+    assert scored['score'] == pytest.approx(expected.prediction.score, rel=1e-4, abs=1e-5)
+    assert scored['model_id'] == offline.model_id and scored['is_anomaly']
+    assert [(r['x'], r['y']) for r in scored['regions'][:1]] == [(192, 128)]
+    assert refused['image'] == str(view) and '6-band fused model' in refused['error']

@@ -138,13 +138,13 @@ def score_image(scorer, path: Path, args: argparse.Namespace) -> dict[str, Any]:
 
     from vad4space_ros.data.samples import load_bands
     _checked_size(path, args.max_frame_pixels)
-    if scorer.is_fused_model:
-        prediction = scorer.model.predict(load_bands(path), threshold=args.threshold)
-        regions, height, width = [], *prediction.anomaly_map.shape
+    if scorer.is_fused_model:  # bands in [0, 1]; anything but 6 of them is refused
+        bands = load_bands(path)
+        scored = scorer.score(bands, f'32FC{bands.shape[2]}', args.threshold)
     else:
         scored = scorer.score(load_rgb(path), 'rgb8', args.threshold)
-        prediction, regions = scored.prediction, scored.regions
-        height, width = scored.display.shape[:2]
+    prediction, regions = scored.prediction, scored.regions
+    height, width = scored.display.shape[:2]
     grid = scorer.tile_grid
     return {'image': str(path), 'width': width, 'height': height,
             'score': round(prediction.score, 6), 'raw_score': round(prediction.raw_score, 6),
