@@ -270,3 +270,48 @@ def test_cli_scores_a_6_band_file_in_fused_tiles_like_the_node(
     assert scored['model_id'] == offline.model_id and scored['is_anomaly']
     assert [(r['x'], r['y']) for r in scored['regions'][:1]] == [(192, 128)]
     assert refused['image'] == str(view) and '6-band fused model' in refused['error']
+
+
+def test_calibrate_frames_stores_a_fused_frame_threshold_used_only_while_fusing(
+        fused_model: Path, offline: FusedDetector, tmp_path: Path) -> None:
+    """`calibrate-frames` on 6-band frames fits the fused max-over-tiles threshold.
+
+    The safetensors and ONNX copies keep the fused model (the ONNX one its RX statistics, which
+    live in its metadata); the RGB branch alone keeps its derived frame calibration.
+    """
+    from vad4space_ros.cli import main
+    from vad4space_ros.deploy.calibration import Calibration
+    from vad4space_ros.deploy.frame_scoring import FrameScorer
+    from vad4space_ros.deploy.tiling import TileOptions
+    from vad4space_ros.models.export import export_onnx
+
+    folder = tmp_path / 'normal_frames'
+    folder.mkdir()
+    frames = []
+    for index in range(12):
+        tiles = typical_tiles(200 + index, 6)
+        frames.append(np.concatenate([np.concatenate(tiles[:3], axis=1),
+                                      np.concatenate(tiles[3:], axis=1)]))
+        np.save(folder / f'frame_{index:02d}.npy', frames[-1].astype(np.float64))
+    fused_scorer = FrameScorer(offline, tiling=TileOptions())
+    raw = [fused_scorer.score(frame, '8UC6').prediction.raw_score for frame in frames]
+    onboard = export_onnx(offline, tmp_path / 'fused.onnx')
+    for source in (fused_model, onboard):
+        output = tmp_path / f'frames-{source.name}'
+        assert main(['calibrate-frames', '--model', str(source), '--output', str(output),
+                     '--tile', '64', str(folder)]) == 0
+        calibrated = load_model(output)
+        assert isinstance(calibrated, FusedDetector)
+        entry, = calibrated.metadata['frame_calibrations']
+        assert (entry['model_id'], entry['tile_size'], entry['tile_count'], entry['frames']) == (
+            offline.model_id, 64, 6, 12)
+        stored = Calibration(**entry['calibration'])
+        assert stored.threshold == pytest.approx(np.quantile(raw, 0.95), rel=1e-4)
+        frame = frames[0]
+        fused = FrameScorer(calibrated, tiling=TileOptions()).score(frame, '8UC6')
+        assert fused.calibration == stored
+        assert fused.prediction.raw_score == pytest.approx(raw[0], rel=1e-4)
+        rgb_only = FrameScorer(calibrated, spectral_fusion=False, tiling=TileOptions())
+        derived = FrameScorer(offline, spectral_fusion=False, tiling=TileOptions())
+        assert (rgb_only.score(frame, '8UC6').calibration
+                == derived.score(frame, '8UC6').calibration != stored)

@@ -26,6 +26,7 @@ from typing import Any
 
 from vad4space_ros.catalog import BACKBONE_NAMES, METHOD_NAMES, WEIGHT_SOURCES
 from vad4space_ros.data.samples import BANDS_SUFFIX, IMAGE_SUFFIXES, load_rgb
+from vad4space_ros.deploy.calibration import CALIBRATED_THRESHOLD
 from vad4space_ros.deploy.image_encoding import DEFAULT_MAX_FRAME_PIXELS
 
 IMAGE_FILES = IMAGE_SUFFIXES + (BANDS_SUFFIX,)
@@ -132,17 +133,20 @@ def _checked_size(path: Path, max_pixels: int) -> None:
     check_frame_size(width, height, max_pixels)
 
 
+def score_file(scorer, path: Path, threshold: float = CALIBRATED_THRESHOLD):
+    """Score one image file with a FrameScorer: 6-band ``.npy`` bands for fused models."""
+    from vad4space_ros.data.samples import load_bands
+    if scorer.is_fused_model:  # bands in [0, 1]; anything but 6 of them is refused
+        bands = load_bands(path)
+        return scorer.score(bands, f'32FC{bands.shape[2]}', threshold)
+    return scorer.score(load_rgb(path), 'rgb8', threshold)
+
+
 def score_image(scorer, path: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Score one image file; return its JSON-ready result (score, regions best first)."""
     from dataclasses import asdict
-
-    from vad4space_ros.data.samples import load_bands
     _checked_size(path, args.max_frame_pixels)
-    if scorer.is_fused_model:  # bands in [0, 1]; anything but 6 of them is refused
-        bands = load_bands(path)
-        scored = scorer.score(bands, f'32FC{bands.shape[2]}', args.threshold)
-    else:
-        scored = scorer.score(load_rgb(path), 'rgb8', args.threshold)
+    scored = score_file(scorer, path, args.threshold)
     prediction, regions = scored.prediction, scored.regions
     height, width = scored.display.shape[:2]
     grid = scorer.tile_grid

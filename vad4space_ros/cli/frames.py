@@ -19,7 +19,9 @@ over a frame's tiles and is only as good as the tile calibration's tail. With no
 hand, this command scores them in tiles, fits the threshold of their max-over-tiles scores at
 the false-alarm rate (empirical quantile) and writes a copy of the model whose metadata stores
 it for that tile side and tile count. The detector node, ``vad4space score`` and the strip node
-then use it for frames cut into that many tiles, and the derived one otherwise.
+then use it for frames cut into that many tiles, and the derived one otherwise. A 6-band fused
+model takes 6-band ``.npy`` frames and stores the threshold of its fused score (used while
+``spectral_fusion`` is on; its RGB branch alone keeps the derived one).
 """
 from __future__ import annotations
 
@@ -29,8 +31,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from vad4space_ros.cli.fit import image_files
-from vad4space_ros.data.samples import load_rgb
+from vad4space_ros.cli.fit import image_files, score_file
 
 
 def run_calibrate_frames(args: argparse.Namespace) -> int:
@@ -45,9 +46,6 @@ def run_calibrate_frames(args: argparse.Namespace) -> int:
         raise ValueError(f'--output must end like the model file ({Path(args.model).suffix})')
     scorer = FrameScorer(load_model(args.model),
                          tiling=TileOptions(args.tile, args.stride, args.tile_batch))
-    if scorer.is_fused_model:
-        raise ValueError('calibrate-frames takes RGB models; a 6-band fused model keeps its '
-                         'derived frame calibration')
     grid = scorer.tile_grid
     if grid is None:
         raise ValueError('frames are scored whole with this tile setting (and the whole-frame '
@@ -56,9 +54,9 @@ def run_calibrate_frames(args: argparse.Namespace) -> int:
              for f in (image_files(target) if Path(target).is_dir() else [Path(target)])]
     scores, shapes = [], set()
     for path in tqdm(files, desc='scoring normal frames', unit='frame'):
-        image = load_rgb(path)
-        shapes.add(image.shape[:2])
-        scores.append(scorer.score(image, 'rgb8').prediction.raw_score)
+        scored = score_file(scorer, path)
+        shapes.add(scored.display.shape[:2])
+        scores.append(scored.prediction.raw_score)
     if len(shapes) != 1:
         raise ValueError(f'the frames have {len(shapes)} sizes {sorted(shapes)}: calibrate '
                          'each frame size on its own')
@@ -90,5 +88,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--tile-batch', type=int, default=16, help='tiles per model call')
     parser.add_argument('--false-alarm-rate', type=float, default=0.05,
                         help='share of normal frames allowed above the threshold')
-    parser.add_argument('frames', nargs='+', help='normal frames: image files or folders')
+    parser.add_argument('frames', nargs='+', help='normal frames: image files or folders '
+                                                  '(6-band .npy files for a fused model)')
     parser.set_defaults(func=run_calibrate_frames)

@@ -259,12 +259,14 @@ class FusedDetector:
                           embedding=embeddings[0],
                           latency_ms=(time.perf_counter() - start) * 1000.0)
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
         """Write one model file: the RGB branch's, plus the RX statistics and fusion metadata.
 
-        The RGB branch must be able to save itself (a torch model from fitting).
+        ``metadata`` replaces :attr:`metadata` (it must keep the ``spectral`` section). The RGB
+        branch must be able to save itself (a torch model from fitting).
         """
-        return self.rgb.save(path, metadata=self.metadata, extra_arrays=self.spectral.statistics())
+        return self.rgb.save(path, metadata=metadata or self.metadata,
+                             extra_arrays=self.spectral.statistics())
 
 
 def fused_from_metadata(rgb: Detector, metadata: dict[str, Any],

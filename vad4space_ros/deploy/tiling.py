@@ -40,7 +40,9 @@ when the frame is cut into pieces of that size instead of being shrunk whole:
   the frame threshold by about ``ln N + 3`` times as much (x9 for 475 tiles), so calibrate the
   model on a few hundred normal tiles. When normal frames are available,
   :func:`calibrate_on_frames` fits the frame threshold on their max-over-tiles scores instead
-  (empirical quantile, no model).
+  (empirical quantile, no model); the model file stores it (:func:`with_frame_calibration`)
+  for that tile side and count, under the id of the detector that scored the frames, so a
+  fused model's threshold is not applied to its RGB branch alone (which has its own id).
 """
 from __future__ import annotations
 
@@ -170,18 +172,20 @@ def calibrate_on_frames(frame_raw_scores: np.ndarray, false_alarm_rate: float) -
 
 def frame_calibration_for(tile_calibration: Calibration, tile_side: int, tile_count: int,
                           metadata: Mapping[str, Any]) -> Calibration:
-    """Return the frame calibration stored for this tile side and count, else the derived one."""
+    """Return the frame calibration stored for this model, tile side and count, else derive it."""
     for entry in metadata.get(FRAME_CALIBRATIONS, ()):
-        if entry['tile_size'] == tile_side and entry['tile_count'] == tile_count:
+        if (entry['model_id'], entry['tile_size'], entry['tile_count']) == (
+                metadata['model_id'], tile_side, tile_count):
             return Calibration(**entry['calibration'])
     return frame_calibration(tile_calibration, tile_count)
 
 
 def with_frame_calibration(metadata: Mapping[str, Any], tile_side: int, tile_count: int,
                            calibration: Calibration, frames: int) -> dict[str, Any]:
-    """Return a copy of ``metadata`` storing ``calibration`` for this tile side and count."""
+    """Return a copy of ``metadata`` storing ``calibration`` for its model, tile side, count."""
+    key = (metadata['model_id'], tile_side, tile_count)
     kept = [entry for entry in metadata.get(FRAME_CALIBRATIONS, ())
-            if (entry['tile_size'], entry['tile_count']) != (tile_side, tile_count)]
-    entry = {'tile_size': tile_side, 'tile_count': tile_count, 'frames': frames,
-             'calibration': calibration.to_dict()}
+            if (entry['model_id'], entry['tile_size'], entry['tile_count']) != key]
+    entry = {'model_id': metadata['model_id'], 'tile_size': tile_side, 'tile_count': tile_count,
+             'frames': frames, 'calibration': calibration.to_dict()}
     return {**metadata, FRAME_CALIBRATIONS: kept + [entry]}

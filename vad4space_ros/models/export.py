@@ -323,7 +323,10 @@ def set_metadata(proto: onnx.ModelProto, metadata: dict[str, Any]) -> None:
 
 
 def write_with_metadata(source: str | Path, target: str | Path, metadata: dict[str, Any]) -> Path:
-    """Write a copy of a model file (.onnx, .safetensors, ensemble .json) with ``metadata``."""
+    """Write a copy of a model file (.onnx, .safetensors, ensemble .json) with ``metadata``.
+
+    A fused ONNX file keeps the RX statistics stored in its metadata's ``spectral`` section.
+    """
     source, target = Path(source), Path(target)
     if source.suffix.lower() == ENSEMBLE_SUFFIX:
         with atomic_output(target) as temporary:
@@ -332,6 +335,10 @@ def write_with_metadata(source: str | Path, target: str | Path, metadata: dict[s
     if source.suffix.lower() != '.onnx':
         return load_artifact(source).save(target, metadata)
     proto = onnx.load(str(source))
+    if 'spectral' in metadata:  # keep the RX statistics a fused ONNX file holds in its metadata
+        stored = json.loads(next(entry.value for entry in proto.metadata_props
+                                 if entry.key == METADATA_KEY))
+        metadata = {**metadata, 'spectral': {**stored['spectral'], **metadata['spectral']}}
     set_metadata(proto, metadata)
     with atomic_output(target) as temporary:
         onnx.save(proto, str(temporary))
