@@ -27,6 +27,9 @@ scores, which makes it cheap to compare models:
   class uniform over the RGB-visible ones);
 - both typical-tile sets of full_frames.py: ``pool`` (300 tiles, each in its 8 rotations and
   mirrorings, as in frames built with ``--pool 300``) and ``fresh`` (every tile new);
+- the false-alarm rate of the simulated normal frames at the frame threshold the detector
+  derives from the model's tile calibration (``deploy.tiling.frame_calibration``; not for
+  ensembles, which have no calibration of their own here);
 - with several models, also their **ensemble** (``--ensemble``: which ones; default all): the
   mean of the calibrated scores
   (``Calibration.normalise``, fitted on each model's own held-out tiles; nothing is tuned on
@@ -49,8 +52,9 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from vad4space_ros.data.synthetic_frames import mars_tile, RGB_VISIBLE_NOVELTIES
+from vad4space_ros.deploy.calibration import CALIBRATED_THRESHOLD, Calibration
 from vad4space_ros.deploy.loading import load_model
-from vad4space_ros.deploy.tiling import tile_count
+from vad4space_ros.deploy.tiling import frame_calibration, tile_count
 
 RESULTS = Path(__file__).resolve().parent / 'results' / 'tile_tail.json'
 FRAME = (1200, 1600)
@@ -76,9 +80,19 @@ def render_tiles(seed: int, pool: int, fresh: int, per_class: int) -> dict[str, 
     return tiles
 
 
+def derived_frame_threshold(false_alarm_rate: float, tiles_per_frame: int) -> float:
+    """Return the derived frame threshold on the calibrated scale (tile threshold = 0.5)."""
+    tile = Calibration(CALIBRATED_THRESHOLD, 0.0, false_alarm_rate, sample_count=0)
+    return frame_calibration(tile, tiles_per_frame).threshold
+
+
 def frame_figures(scores: dict[str, np.ndarray], normal: str, tiles_per_frame: int,
-                  frames: int, seed: int) -> dict:
-    """Return per-class tile AUROC and hit rate, their means and the simulated frame AUROC."""
+                  frames: int, seed: int, frame_threshold: float | None = None) -> dict:
+    """Return per-class tile AUROC and hit rate, their means and the simulated frame AUROC.
+
+    With ``frame_threshold`` (calibrated scale), also the simulated normal frames' false-alarm
+    rate at it.
+    """
     typical = np.sort(scores[normal])
     per_class = {}
     for name in RGB_VISIBLE_NOVELTIES:
@@ -94,7 +108,10 @@ def frame_figures(scores: dict[str, np.ndarray], normal: str, tiles_per_frame: i
     novel_tiles = np.array([rng.choice(scores[RGB_VISIBLE_NOVELTIES[k]]) for k in classes])
     novel_frames = np.maximum(rng.choice(typical, (frames, tiles_per_frame - 1)).max(axis=1),
                               novel_tiles)
+    figures = {} if frame_threshold is None else {
+        'frame_false_alarms': float(np.mean(normal_frames >= frame_threshold))}
     return {
+        **figures,
         'per_class': per_class,
         'tile_auroc': float(np.mean([c['tile_auroc'] for c in per_class.values()])),
         'hit_rate': float(np.mean([c['hit_rate'] for c in per_class.values()])),
@@ -105,14 +122,16 @@ def frame_figures(scores: dict[str, np.ndarray], normal: str, tiles_per_frame: i
 def table(results: dict) -> str:
     """Return the README table: one row per model and typical-tile set."""
     names = list(RGB_VISIBLE_NOVELTIES)
-    lines = ['| model | typical tiles | frame AUROC | hit rate | '
-             + ' | '.join(names) + ' |', '|' + '---|' * (4 + len(names))]
+    lines = ['| model | typical tiles | frame AUROC | hit rate | false alarms (derived) | '
+             + ' | '.join(names) + ' |', '|' + '---|' * (5 + len(names))]
     for model, by_set in results['models'].items():
         for normal, figures in by_set.items():
             cells = [f'{figures["per_class"][n]["tile_auroc"]:.3f} / '
                      f'{figures["per_class"][n]["hit_rate"]:.0%}' for n in names]
+            false_alarms = figures.get('frame_false_alarms')
+            rate = '' if false_alarms is None else f'{false_alarms:.1%}'
             lines.append(f'| {model} | {normal} | {figures["frame_auroc"]:.2f} | '
-                         f'{figures["hit_rate"]:.0%} | ' + ' | '.join(cells) + ' |')
+                         f'{figures["hit_rate"]:.0%} | {rate} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
 
@@ -148,20 +167,24 @@ def main() -> int:
                                  for k, v in raw.items()}
         described[path.stem] = {'model_id': detector.model_id, 'method': detector.method,
                                 'input_size': list(detector.input_size),
+                                'false_alarm_rate': detector.calibration.false_alarm_rate,
                                 'seconds_scoring': round(time.perf_counter() - start, 1)}
     members = args.ensemble.split(',') if args.ensemble else list(calibrated)
     if len(members) > 1:
         calibrated[f'ensemble: mean of {" + ".join(members)}'] = {
             k: np.mean([calibrated[m][k] for m in members], axis=0) for k in tiles}
+    thresholds = {name: derived_frame_threshold(model['false_alarm_rate'], tiles_per_frame)
+                  for name, model in described.items()}
+    figures = {name: {normal: frame_figures(scores, normal, tiles_per_frame, args.frames,
+                                            args.seed, thresholds.get(name))
+                      for normal in ('pool', 'fresh')}
+               for name, scores in calibrated.items()}
     results = {
         'note': 'SYNTHETIC generated Mars tiles; frame figures derived from tile scores',
         'tiles_per_frame': tiles_per_frame, 'frames_simulated': args.frames,
         'typical_tiles': {'pool': len(tiles['pool']), 'fresh': len(tiles['fresh'])},
         'novel_tiles_per_class': args.per_class, 'seed': args.seed, 'models_scored': described,
-        'models': {name: {normal: frame_figures(scores, normal, tiles_per_frame, args.frames,
-                                                args.seed)
-                          for normal in ('pool', 'fresh')}
-                   for name, scores in calibrated.items()}}
+        'models': figures}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=1) + '\n')
     print(table(results))
