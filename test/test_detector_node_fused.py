@@ -310,6 +310,7 @@ def test_calibrate_frames_stores_a_fused_frame_threshold_used_only_while_fusing(
         frame = frames[0]
         fused = FrameScorer(calibrated, tiling=TileOptions()).score(frame, '8UC6')
         assert fused.calibration == stored
+        assert 'for [6] tiles' in FrameScorer(calibrated, tiling=TileOptions()).describe()
         assert fused.prediction.raw_score == pytest.approx(raw[0], rel=1e-4)
         rgb_only = FrameScorer(calibrated, spectral_fusion=False, tiling=TileOptions())
         derived = FrameScorer(offline, spectral_fusion=False, tiling=TileOptions())

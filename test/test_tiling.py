@@ -258,6 +258,8 @@ def test_frame_threshold_fitted_on_normal_frames_is_stored_and_used(
     stored = entry['calibration']
     assert stored['threshold'] == pytest.approx(np.quantile(raw, 1 - FALSE_ALARM_RATE))
     fitted_scorer = FrameScorer(calibrated, tiling=TileOptions())
+    assert 'fitted on normal frames for [25] tiles' in fitted_scorer.describe()
+    assert 'frame threshold derived' in onnx_scorer.describe()
     frame = frames[0]
     assert fitted_scorer.score(frame, 'rgb8').calibration == Calibration(**stored)
     assert onnx_scorer.score(frame, 'rgb8').calibration != Calibration(**stored)

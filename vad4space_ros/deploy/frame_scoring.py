@@ -60,7 +60,7 @@ from vad4space_ros.deploy.records import Region
 from vad4space_ros.deploy.regions import map_regions, tiled_frame_result
 from vad4space_ros.deploy.spectral import as_bands, bands_to_rgb, FusedDetector
 from vad4space_ros.deploy.strips import score_tiled
-from vad4space_ros.deploy.tiling import TileOptions
+from vad4space_ros.deploy.tiling import stored_tile_counts, TileOptions
 
 DEFAULT_MAX_REGIONS = 5
 
@@ -183,6 +183,13 @@ class FrameScorer:
             mode = ', fused model with spectral_fusion off: RGB branch on 6-band frames'
         else:
             mode = ''
+        grid = self.tile_grid
+        if grid is not None:
+            counts = stored_tile_counts(detector.metadata, grid[0])
+            mode += (f'; {grid[0]}-px tiles every {grid[1]} px, frame threshold '
+                     + (f'fitted on normal frames for {counts} tiles, derived otherwise'
+                        if counts else 'derived from the tile calibration; vad4space '
+                                       'calibrate-frames fits it on normal frames'))
         return f'model {detector.model_id} ({detector.method}/{detector.backbone}{mode})'
 
     def map_range(self, calibration: Calibration | None = None) -> tuple[float, float]:

@@ -180,6 +180,12 @@ def frame_calibration_for(tile_calibration: Calibration, tile_side: int, tile_co
     return frame_calibration(tile_calibration, tile_count)
 
 
+def stored_tile_counts(metadata: Mapping[str, Any], tile_side: int) -> list[int]:
+    """Return the tile counts with a frame calibration stored for this model and tile side."""
+    return sorted(entry['tile_count'] for entry in metadata.get(FRAME_CALIBRATIONS, ())
+                  if (entry['model_id'], entry['tile_size']) == (metadata['model_id'], tile_side))
+
+
 def with_frame_calibration(metadata: Mapping[str, Any], tile_side: int, tile_count: int,
                            calibration: Calibration, frames: int) -> dict[str, Any]:
     """Return a copy of ``metadata`` storing ``calibration`` for its model, tile side, count."""
