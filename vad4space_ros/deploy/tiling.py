@@ -173,17 +173,21 @@ def calibrate_on_frames(frame_raw_scores: np.ndarray, false_alarm_rate: float) -
 def frame_calibration_for(tile_calibration: Calibration, tile_side: int, tile_count: int,
                           metadata: Mapping[str, Any]) -> Calibration:
     """Return the frame calibration stored for this model, tile side and count, else derive it."""
-    for entry in metadata.get(FRAME_CALIBRATIONS, ()):
-        if (entry['model_id'], entry['tile_size'], entry['tile_count']) == (
-                metadata['model_id'], tile_side, tile_count):
+    for entry in _stored_entries(metadata, tile_side):
+        if entry['tile_count'] == tile_count:
             return Calibration(**entry['calibration'])
     return frame_calibration(tile_calibration, tile_count)
 
 
 def stored_tile_counts(metadata: Mapping[str, Any], tile_side: int) -> list[int]:
     """Return the tile counts with a frame calibration stored for this model and tile side."""
-    return sorted(entry['tile_count'] for entry in metadata.get(FRAME_CALIBRATIONS, ())
-                  if (entry['model_id'], entry['tile_size']) == (metadata['model_id'], tile_side))
+    return sorted(entry['tile_count'] for entry in _stored_entries(metadata, tile_side))
+
+
+def _stored_entries(metadata: Mapping[str, Any], tile_side: int) -> list[dict[str, Any]]:
+    """Return the stored frame calibrations of the metadata's model for this tile side."""
+    return [entry for entry in metadata.get(FRAME_CALIBRATIONS, ())
+            if (entry['model_id'], entry['tile_size']) == (metadata['model_id'], tile_side)]
 
 
 def with_frame_calibration(metadata: Mapping[str, Any], tile_side: int, tile_count: int,

@@ -314,6 +314,11 @@ def export_onnx(detector: TorchDetector | FusedDetector, path: str | Path,
     return path
 
 
+def get_metadata(proto: onnx.ModelProto) -> dict[str, Any]:
+    """Return the JSON metadata stored in the model's ``metadata_props``."""
+    return json.loads({entry.key: entry.value for entry in proto.metadata_props}[METADATA_KEY])
+
+
 def set_metadata(proto: onnx.ModelProto, metadata: dict[str, Any]) -> None:
     """Store ``metadata`` as JSON in the model's ``metadata_props`` (replacing any)."""
     for entry in list(proto.metadata_props):
@@ -323,10 +328,7 @@ def set_metadata(proto: onnx.ModelProto, metadata: dict[str, Any]) -> None:
 
 
 def write_with_metadata(source: str | Path, target: str | Path, metadata: dict[str, Any]) -> Path:
-    """Write a copy of a model file (.onnx, .safetensors, ensemble .json) with ``metadata``.
-
-    A fused ONNX file keeps the RX statistics stored in its metadata's ``spectral`` section.
-    """
+    """Write a copy of a model file (.onnx, .safetensors, ensemble .json) with ``metadata``."""
     source, target = Path(source), Path(target)
     if source.suffix.lower() == ENSEMBLE_SUFFIX:
         with atomic_output(target) as temporary:
@@ -336,9 +338,8 @@ def write_with_metadata(source: str | Path, target: str | Path, metadata: dict[s
         return load_artifact(source).save(target, metadata)
     proto = onnx.load(str(source))
     if 'spectral' in metadata:  # keep the RX statistics a fused ONNX file holds in its metadata
-        stored = json.loads(next(entry.value for entry in proto.metadata_props
-                                 if entry.key == METADATA_KEY))
-        metadata = {**metadata, 'spectral': {**stored['spectral'], **metadata['spectral']}}
+        metadata = {**metadata, 'spectral': {**get_metadata(proto)['spectral'],
+                                             **metadata['spectral']}}
     set_metadata(proto, metadata)
     with atomic_output(target) as temporary:
         onnx.save(proto, str(temporary))
@@ -385,7 +386,7 @@ def quantize_int8(source: str | Path, target: str | Path,
 
     source, target = Path(source), Path(target)
     proto = onnx.load(str(source), load_external_data=False)
-    metadata = json.loads({p.key: p.value for p in proto.metadata_props}[METADATA_KEY])
+    metadata = get_metadata(proto)
     spec = get_backbone(metadata['backbone'])
     size = tuple(metadata['input_size'])
 
