@@ -18,7 +18,8 @@ All images are SYNTHETIC (vad4space_ros/data/synthetic_frames.py):
 
 - **Mars frames** (``--model``, fitted on 64x64 generated typical tiles): 1600x1200 mosaics of
   generated typical tiles (each rendered afresh, or drawn from a pool with ``--pool``),
-  half of them with one generated novel tile (a class visible in RGB) at a random grid cell.
+  half of them with one generated novel tile (a class visible in RGB) at a random grid cell
+  (``--novel-placement anywhere``: at a random pixel position, so grid tiles cut it).
   Whole-frame resize (``tile_size`` 0) and tiled scoring (64-px tiles) side by side: frame
   AUROC, localisation hit rate (the frame's most anomalous place, i.e. the best tile or the map's
   peak, lies on the novel tile) and the false-alarm rate on normal frames at the calibrated
@@ -89,13 +90,18 @@ def _best_tile_hit(tiles, box, tile: int) -> bool:
 
 
 def mars_accuracy(model_path: Path, frames: int, extra_normal: int, pool_size: int,
-                  tile: int, batch: int, seed: int) -> dict:
+                  tile: int, batch: int, seed: int, stride: int = 0,
+                  anywhere: bool = False) -> dict:
     """Score Mars frames whole and tiled; return AUROC, hit rate, false alarms, detections.
+
+    ``stride`` (0: the tile side) is the tiled scoring's; ``anywhere`` places the novel tile at a
+    random pixel position instead of a grid cell.
 
     A fused model gets 6-band frames with novelties of every class; its RGB branch is also
     scored in tiles on the frames' RGB view (``rgb_branch``).
     """
     detector = load_model(model_path)
+    stride = stride or tile
     fused = isinstance(detector, FusedDetector)
     classes = tuple(NOVELTIES) if fused else RGB_VISIBLE_NOVELTIES
     rng = np.random.default_rng(seed)
@@ -108,20 +114,20 @@ def mars_accuracy(model_path: Path, frames: int, extra_normal: int, pool_size: i
     for index in range(total):
         novel = (classes[int(rng.integers(len(classes)))]
                  if index < frames and index % 2 == 0 else None)
-        frame, box = mars_frame(rng, *FRAME, novel, pool, bands=fused)
+        frame, box = mars_frame(rng, *FRAME, novel, pool, bands=fused, anywhere=anywhere)
         start = time.perf_counter()
         whole_scored = whole.score(frame, '8UC6' if fused else 'rgb8')
         whole_s = time.perf_counter() - start
         peak = np.unravel_index(np.argmax(whole_scored.prediction.anomaly_map), FRAME)
         start = time.perf_counter()
-        _, tiles = score_tiled(detector, frame, tile, tile, batch,
+        _, tiles = score_tiled(detector, frame, tile, stride, batch,
                                as_bands if fused else as_rgb)
         tiled_s = time.perf_counter() - start
         extra = {}
         if fused:
             _, rgb_tiles = score_tiled(detector.rgb,
                                        bands_to_rgb(frame, detector.config.rgb_bands), tile,
-                                       tile, batch)
+                                       stride, batch)
             extra = {'rgb_raw': rgb_tiles.frame_raw_score,
                      'rgb_hit': _best_tile_hit(rgb_tiles, box, tile)}
         rows.append({
@@ -149,6 +155,7 @@ def mars_accuracy(model_path: Path, frames: int, extra_normal: int, pool_size: i
 
     summary = {
         'model': str(model_path), 'model_id': detector.model_id, 'tile': tile,
+        'stride': stride, 'novel_placement': 'anywhere' if anywhere else 'grid cell',
         'frames': len(auroc_set), 'novel_frames': len(novel_rows), 'normal_frames': len(normal),
         'tile_false_alarm_rate': detector.calibration.false_alarm_rate,
         'whole': {
@@ -269,14 +276,17 @@ def table(results: dict) -> str:
         bands = mars.get('frame_bands', 3)
         lines += [
             f'Mars frames 1600x1200x{bands} (SYNTHETIC, {mars["frames"]} frames for AUROC, '
-            f'{mars["novel_frames"]} with a novel tile, {mars["normal_frames"]} normal), '
+            f'{mars["novel_frames"]} with a novel tile '
+            f'(at a {mars.get("novel_placement", "grid cell")}), {mars["normal_frames"]} '
+            'normal), '
             f'model {mars["model_id"]}:', '',
             '| scoring | frame AUROC | hit rate | false alarms (normal) | detected (novel) '
             '| s/frame |', '|---|---|---|---|---|---|',
             f'| whole frame resized | {whole["auroc"]:.3f} | {whole["hit_rate"]:.0%} '
             f'| {whole["false_alarm_rate"]:.0%} | {whole["detection_rate"]:.0%} '
             f'| {whole["seconds_per_frame"]:.2f} |',
-            f'| tiled {mars["tile"]} px, derived frame threshold | {tiled["auroc"]:.3f} '
+            f'| tiled {mars["tile"]} px (stride {mars.get("stride", mars["tile"])}), derived '
+            f'frame threshold | {tiled["auroc"]:.3f} '
             f'| {tiled["hit_rate"]:.0%} | {tiled["false_alarm_rate"]:.0%} '
             f'| {tiled["detection_rate"]:.0%} | {tiled["seconds_per_frame"]:.2f} |',
             f'| tiled, threshold fitted on normal frames | (same) | (same) '
@@ -323,6 +333,10 @@ def main() -> int:
                         help='draw typical tiles from a pool of this many rendered tiles '
                              '(faster; frames then share tiles); 0: render every tile')
     parser.add_argument('--tile', type=int, default=64)
+    parser.add_argument('--stride', type=int, default=0,
+                        help='tile stride of the Mars frames (0: the tile side, no overlap)')
+    parser.add_argument('--novel-placement', choices=('grid', 'anywhere'), default='grid',
+                        help='novel tile on a grid cell, or at any pixel position')
     parser.add_argument('--batch', type=int, default=32)
     parser.add_argument('--batch-sizes', default='1,4,16,32,64')
     parser.add_argument('--nac-height', type=int, default=NAC[0])
@@ -344,10 +358,12 @@ def main() -> int:
     results['note'] = 'SYNTHETIC images (generated tiles and chips); machine-dependent timings'
     if args.model:
         results['mars'] = mars_accuracy(args.model, args.frames, args.extra_normal, args.pool,
-                                        args.tile, args.batch, args.seed)
+                                        args.tile, args.batch, args.seed, args.stride,
+                                        args.novel_placement == 'anywhere')
     if args.fused_model:
         results['mars_6band'] = mars_accuracy(args.fused_model, args.frames, args.extra_normal,
-                                              args.pool, args.tile, args.batch, args.seed)
+                                              args.pool, args.tile, args.batch, args.seed,
+                                              args.stride, args.novel_placement == 'anywhere')
     if args.speed_model:
         results.setdefault('speed', {})[args.speed_model.name] = speed(
             args.speed_model, args.tile, [int(b) for b in args.batch_sizes.split(',')],

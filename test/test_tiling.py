@@ -175,6 +175,17 @@ def test_oversized_png_is_refused_from_its_header_before_decoding() -> None:
     assert pixels.shape == (10000, 10000)
 
 
+def test_a_novel_tile_off_the_grid_is_found_by_overlapping_tiles(
+        scorer: FrameScorer, typical_pool: list[np.ndarray]) -> None:
+    frame, box = mars_frame(np.random.default_rng(4), 448, 448, 'dump-pile', typical_pool,
+                            anywhere=True)
+    assert box.x % 64 and box.y % 64          # pasted off the 64-px grid, inside the frame
+    assert box.x + box.width <= 448 and box.y + box.height <= 448
+    _, tiles = score_tiled(scorer.model, frame, 64, 32, batch_size=16)
+    row, col = np.unravel_index(np.argmax(tiles.grid), tiles.grid.shape)
+    assert box.overlaps(int(tiles.cols[col]), int(tiles.rows[row]), 64, 64)
+
+
 def test_strips_in_order_give_the_map_and_scores_of_the_whole_image(
         scorer: FrameScorer, typical_pool: list[np.ndarray]) -> None:
     frame, _ = mars_frame(np.random.default_rng(3), 300, 250, 'dump-pile', typical_pool)

@@ -20,7 +20,8 @@
   not a multiple of 64 the bottom tile row is moved up to end at the frame edge (it overlaps the
   row above), so the frame is a grid of whole tiles as the tiled scorer cuts it. This is the
   favourable case for tiling: real frames are continuous terrain whose texture does not line
-  up with any grid.
+  up with any grid. With ``anywhere`` the novel tile is pasted at a random pixel position
+  instead, so 64-px grid tiles each see only a part of it (next to typical texture).
 - :class:`ChipMosaic`: an arbitrarily long grey orbiter image (for example NAC size, 5,064 x
   52,224) tiled with a small pool of generated 227x227 LROC ``none`` chips, produced row block
   by row block so the whole image never exists in memory.
@@ -78,18 +79,20 @@ def _pooled_tile(rng: np.random.Generator, pool: Sequence[np.ndarray]) -> np.nda
 
 def mars_frame(rng: np.random.Generator, height: int = 1200, width: int = 1600,
                novel: str | None = None, typical_pool: Sequence[np.ndarray] | None = None,
-               bands: bool = False) -> tuple[np.ndarray, Box | None]:
+               bands: bool = False, anywhere: bool = False) -> tuple[np.ndarray, Box | None]:
     """Return an HxWx3 (``bands``: HxWx6) uint8 frame of typical tiles and the novel tile's box.
 
     The box is None for a normal frame. Typical tiles are rendered afresh, or (much faster)
     drawn from ``typical_pool`` (rendered tiles of the same kind) with a random rotation and
-    mirroring each.
+    mirroring each. The novel tile replaces a random grid cell, or with ``anywhere`` is pasted
+    over the typical tiles at a random pixel position.
     """
     if height < MARS_TILE or width < MARS_TILE:
         raise ValueError(f'a frame must be at least {MARS_TILE}x{MARS_TILE}')
     frame = np.empty((height, width, 6 if bands else 3), np.uint8)
     rows, cols = _starts(height), _starts(width)
-    cell = (int(rng.integers(len(rows))), int(rng.integers(len(cols)))) if novel else None
+    cell = ((int(rng.integers(len(rows))), int(rng.integers(len(cols))))
+            if novel and not anywhere else None)
     box = None
     for i, y in enumerate(rows):
         for j, x in enumerate(cols):
@@ -101,6 +104,10 @@ def mars_frame(rng: np.random.Generator, height: int = 1200, width: int = 1600,
             else:
                 tile = mars_tile(rng, bands=bands)
             frame[y:y + MARS_TILE, x:x + MARS_TILE] = tile
+    if novel and anywhere:
+        y, x = (int(rng.integers(side - MARS_TILE + 1)) for side in (height, width))
+        frame[y:y + MARS_TILE, x:x + MARS_TILE] = mars_tile(rng, novel, bands)
+        box = Box(x, y, MARS_TILE, MARS_TILE)
     return frame, box
 
 
