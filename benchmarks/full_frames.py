@@ -91,11 +91,11 @@ def _best_tile_hit(tiles, box, tile: int) -> bool:
 
 def mars_accuracy(model_path: Path, frames: int, extra_normal: int, pool_size: int,
                   tile: int, batch: int, seed: int, stride: int = 0,
-                  anywhere: bool = False) -> dict:
+                  anywhere: bool = False, shape: tuple[int, int] = FRAME) -> dict:
     """Score Mars frames whole and tiled; return AUROC, hit rate, false alarms, detections.
 
     ``stride`` (0: the tile side) is the tiled scoring's; ``anywhere`` places the novel tile at a
-    random pixel position instead of a grid cell.
+    random pixel position instead of a grid cell; ``shape`` is the frames' (height, width).
 
     A fused model gets 6-band frames with novelties of every class; its RGB branch is also
     scored in tiles on the frames' RGB view (``rgb_branch``).
@@ -114,11 +114,11 @@ def mars_accuracy(model_path: Path, frames: int, extra_normal: int, pool_size: i
     for index in range(total):
         novel = (classes[int(rng.integers(len(classes)))]
                  if index < frames and index % 2 == 0 else None)
-        frame, box = mars_frame(rng, *FRAME, novel, pool, bands=fused, anywhere=anywhere)
+        frame, box = mars_frame(rng, *shape, novel, pool, bands=fused, anywhere=anywhere)
         start = time.perf_counter()
         whole_scored = whole.score(frame, '8UC6' if fused else 'rgb8')
         whole_s = time.perf_counter() - start
-        peak = np.unravel_index(np.argmax(whole_scored.prediction.anomaly_map), FRAME)
+        peak = np.unravel_index(np.argmax(whole_scored.prediction.anomaly_map), shape)
         start = time.perf_counter()
         _, tiles = score_tiled(detector, frame, tile, stride, batch,
                                as_bands if fused else as_rgb)
@@ -154,7 +154,8 @@ def mars_accuracy(model_path: Path, frames: int, extra_normal: int, pool_size: i
         return float(np.mean(values)) if values else float('nan')
 
     summary = {
-        'model': str(model_path), 'model_id': detector.model_id, 'tile': tile,
+        'model': str(model_path), 'model_id': detector.model_id, 'frame_shape': list(shape),
+        'tile': tile,
         'stride': stride, 'novel_placement': 'anywhere' if anywhere else 'grid cell',
         'frames': len(auroc_set), 'novel_frames': len(novel_rows), 'normal_frames': len(normal),
         'tile_false_alarm_rate': detector.calibration.false_alarm_rate,
@@ -275,7 +276,8 @@ def table(results: dict) -> str:
         whole, tiled = mars['whole'], mars['tiled']
         bands = mars.get('frame_bands', 3)
         lines += [
-            f'Mars frames 1600x1200x{bands} (SYNTHETIC, {mars["frames"]} frames for AUROC, '
+            f'Mars frames {"x".join(map(str, mars.get("frame_shape", FRAME)[::-1]))}x{bands} '
+            f'(SYNTHETIC, {mars["frames"]} frames for AUROC, '
             f'{mars["novel_frames"]} with a novel tile '
             f'(at a {mars.get("novel_placement", "grid cell")}), {mars["normal_frames"]} '
             'normal), '
@@ -332,6 +334,8 @@ def main() -> int:
     parser.add_argument('--pool', type=int, default=0,
                         help='draw typical tiles from a pool of this many rendered tiles '
                              '(faster; frames then share tiles); 0: render every tile')
+    parser.add_argument('--frame-height', type=int, default=FRAME[0],
+                        help='height of the Mars frames (1216, a multiple of 64: no seam row)')
     parser.add_argument('--tile', type=int, default=64)
     parser.add_argument('--stride', type=int, default=0,
                         help='tile stride of the Mars frames (0: the tile side, no overlap)')
@@ -359,11 +363,13 @@ def main() -> int:
     if args.model:
         results['mars'] = mars_accuracy(args.model, args.frames, args.extra_normal, args.pool,
                                         args.tile, args.batch, args.seed, args.stride,
-                                        args.novel_placement == 'anywhere')
+                                        args.novel_placement == 'anywhere',
+                                        (args.frame_height, FRAME[1]))
     if args.fused_model:
         results['mars_6band'] = mars_accuracy(args.fused_model, args.frames, args.extra_normal,
                                               args.pool, args.tile, args.batch, args.seed,
-                                              args.stride, args.novel_placement == 'anywhere')
+                                              args.stride, args.novel_placement == 'anywhere',
+                                              (args.frame_height, FRAME[1]))
     if args.speed_model:
         results.setdefault('speed', {})[args.speed_model.name] = speed(
             args.speed_model, args.tile, [int(b) for b in args.batch_sizes.split(',')],
