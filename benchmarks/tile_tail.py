@@ -41,6 +41,9 @@ scores, which makes it cheap to compare models:
   (``Calibration.normalise``, fitted on each model's own held-out tiles; nothing is tuned on
   these tiles).
 
+``--gallery PNG`` draws the first model's highest-scoring fresh typical tiles above each class's
+tiles from best to worst (:func:`vad4space_ros.evaluation.plots.tail_gallery`).
+
 All tiles are SYNTHETIC (vad4space_ros/data/synthetic_frames.py). Writes
 ``benchmarks/results/tile_tail.json`` and prints a README-ready table::
 
@@ -61,6 +64,7 @@ from vad4space_ros.data.synthetic_frames import mars_tile, RGB_VISIBLE_NOVELTIES
 from vad4space_ros.deploy.calibration import CALIBRATED_THRESHOLD, Calibration
 from vad4space_ros.deploy.loading import load_model
 from vad4space_ros.deploy.tiling import frame_calibration, tile_count
+from vad4space_ros.evaluation.plots import tail_gallery
 
 RESULTS = Path(__file__).resolve().parent / 'results' / 'tile_tail.json'
 FRAME = (1200, 1600)
@@ -119,6 +123,7 @@ def frame_figures(scores: dict[str, np.ndarray], normal: str, tiles_per_frame: i
     return {
         **figures,
         'normal_frames_at_sample_max': float(np.mean(normal_frames >= typical[-1])),
+        'normal_frame_best_median': float(np.median(normal_frames)),
         'per_class': per_class,
         'tile_auroc': float(np.mean([c['tile_auroc'] for c in per_class.values()])),
         'hit_rate': float(np.mean([c['hit_rate'] for c in per_class.values()])),
@@ -155,6 +160,9 @@ def main() -> int:
     parser.add_argument('--batch', type=int, default=32)
     parser.add_argument('--seed', type=int, default=7)
     parser.add_argument('--output', type=Path, default=RESULTS)
+    parser.add_argument('--gallery', type=Path,
+                        help='PNG of the first model\'s top fresh typical tiles and each '
+                             'class\'s tiles, best to worst')
     args = parser.parse_args()
     if len({path.stem for path in args.models}) < len(args.models):
         parser.error('give each model file a different name: results are keyed by it')
@@ -194,6 +202,15 @@ def main() -> int:
         'models': figures}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=1) + '\n')
+    if args.gallery:
+        first = args.models[0].stem
+        tail_gallery(tiles['fresh'], calibrated[first]['fresh'],
+                     {name: (tiles[name], calibrated[first][name])
+                      for name in RGB_VISIBLE_NOVELTIES},
+                     figures[first]['fresh']['normal_frame_best_median'], args.gallery,
+                     f'{first}: calibrated tile scores (SYNTHETIC tiles, '
+                     f'{len(tiles["fresh"])} fresh typical)')
+        log(f'wrote {args.gallery}')
     print(table(results))
     log(f'wrote {args.output}')
     return 0

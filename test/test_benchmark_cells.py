@@ -130,3 +130,23 @@ def test_subtlety_sweep_writes_json_and_png(tmp_path: Path):
     by_level = {row['subtlety']: row['class_auroc'] for row in result['rows']}
     assert by_level[0.0]['oldcrater'] > by_level[1.0]['oldcrater']  # it vanishes at 1.0
     assert set(breakdown_levels(result)['padim']) == {'ejecta', 'oldcrater'}
+
+
+def _green_pixels(path: Path) -> int:
+    from PIL import Image
+    with Image.open(path) as image:
+        assert image.format == 'PNG'
+        pixels = np.asarray(image.convert('RGB')).astype(int)
+    return int(((pixels[..., 1] > 100) & (pixels[..., 0] < 60) & (pixels[..., 2] < 60)).sum())
+
+
+def test_tail_gallery_marks_novel_tiles_that_beat_a_normal_frames_best_tile(tmp_path: Path):
+    from vad4space_ros.evaluation.plots import tail_gallery
+    rng = np.random.default_rng(0)
+    grey = rng.integers(90, 140, (20, 64, 64, 3), dtype=np.uint8)   # no green anywhere
+    novel = {name: (grey[:10], np.linspace(1.0, 2.0, 10)) for name in ('a', 'b')}
+    scores = np.linspace(0.0, 1.0, 20)
+    above = tail_gallery(grey, scores, novel, 0.5, tmp_path / 'above.png', 'all beat 0.5')
+    below = tail_gallery(grey, scores, novel, 3.0, tmp_path / 'below.png', 'none beat 3')
+    assert _green_pixels(above) > 100         # green scores over the novel tiles
+    assert _green_pixels(below) == 0          # red ones only

@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Benchmark figures as PNG (matplotlib, Agg): ROC/PR curves and an anomaly-map gallery."""
+"""Benchmark figures as PNG (matplotlib, Agg): ROC/PR curves and tile galleries."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,13 +31,21 @@ def _pyplot() -> Any:
     return pyplot
 
 
-def _save(pyplot: Any, figure: Any, path: str | Path) -> Path:
-    """Lay out ``figure``, write it as PNG to ``path`` (creating folders), close it."""
+def _save(pyplot: Any, figure: Any, path: str | Path, palette: bool = False) -> Path:
+    """Lay out ``figure``, write it as PNG to ``path`` (creating folders), close it.
+
+    ``palette``: store 256 colours (a photo gallery shrinks about 3x).
+    """
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=CURVE_DPI)
     pyplot.close(figure)
+    if palette:
+        from PIL import Image
+        with Image.open(path) as image:
+            quantized = image.convert('RGB').quantize(256)
+        quantized.save(path, optimize=True)
     return path
 
 
@@ -123,6 +131,40 @@ def heatmap_gallery(detector: Any, samples: Sequence[Any], images: Sequence[np.n
                     va='center', ha='right', fontsize=9)
     figure.suptitle(title, fontsize=9)
     return _save(pyplot, figure, path)
+
+
+def tail_gallery(typical: np.ndarray, typical_scores: np.ndarray,
+                 novel: dict[str, tuple[np.ndarray, np.ndarray]], frame_best: float,
+                 path: str | Path, title: str, count: int = 8) -> Path:
+    """Write the tiles behind tiled frame scores: the top typical tiles, then each class.
+
+    Row 1: the ``count`` highest-scoring typical tiles. Then one row per novelty class (``novel``:
+    name -> (tiles, scores)): ``count`` tiles evenly spaced from its best to its worst score. A
+    novel tile's score is green when it beats ``frame_best`` (the median best typical tile of a
+    normal frame, so it wins its frame more often than not), red otherwise.
+    """
+    pyplot = _pyplot()
+    rows = [('typical (top)', typical, np.asarray(typical_scores), False)] + [
+        (name, tiles, np.asarray(scores), True) for name, (tiles, scores) in novel.items()]
+    figure, axes = pyplot.subplots(len(rows), count, figsize=(1.3 * count, 1.45 * len(rows)),
+                                   squeeze=False)
+    for axis in axes.ravel():
+        axis.axis('off')
+    for row, (name, tiles, scores, is_novel) in enumerate(rows):
+        order = np.argsort(-scores, kind='stable')
+        picks = (order[np.linspace(0, len(order) - 1, count).round().astype(int)] if is_novel
+                 else order[:count])
+        for column, index in enumerate(picks):
+            axis = axes[row][column]
+            axis.imshow(tiles[index])
+            colour = ('green' if scores[index] > frame_best else 'firebrick') if is_novel else (
+                'black')
+            axis.set_title(f'{scores[index]:.2f}', fontsize=8, color=colour)
+        axes[row][0].text(-0.08, 0.5, name, transform=axes[row][0].transAxes, rotation=90,
+                          va='center', ha='right', fontsize=8)
+    figure.suptitle(f'{title}\nmedian best typical tile of a normal frame: {frame_best:.2f}',
+                    fontsize=9)
+    return _save(pyplot, figure, path, palette=True)
 
 
 def _class_names(result: dict[str, Any]) -> list[str]:
