@@ -161,8 +161,8 @@ def main() -> int:
     parser.add_argument('--seed', type=int, default=7)
     parser.add_argument('--output', type=Path, default=RESULTS)
     parser.add_argument('--gallery', type=Path,
-                        help='PNG of the first model\'s top fresh typical tiles and each '
-                             'class\'s tiles, best to worst')
+                        help='PNG of the first model: its top fresh typical tiles and each '
+                             'class from its best to its worst tile')
     args = parser.parse_args()
     if len({path.stem for path in args.models}) < len(args.models):
         parser.error('give each model file a different name: results are keyed by it')
