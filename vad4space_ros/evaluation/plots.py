@@ -34,7 +34,7 @@ def _pyplot() -> Any:
 def _save(pyplot: Any, figure: Any, path: str | Path, palette: bool = False) -> Path:
     """Lay out ``figure``, write it as PNG to ``path`` (creating folders), close it.
 
-    ``palette``: store 256 colours (a photo gallery shrinks about 3x).
+    ``palette``: store 256 colours (a gallery of photos shrinks about 2.5x).
     """
     figure.tight_layout()
     path = Path(path)
