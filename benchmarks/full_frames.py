@@ -47,6 +47,7 @@ This is a benchmark, not a test: figures depend on the machine and its load.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 from pathlib import Path
@@ -155,8 +156,7 @@ def mars_accuracy(model_path: Path, frames: int, extra_normal: int, pool_size: i
 
     summary = {
         'model': str(model_path), 'model_id': detector.model_id, 'frame_shape': list(shape),
-        'tile': tile,
-        'stride': stride, 'novel_placement': 'anywhere' if anywhere else 'grid cell',
+        'tile': tile, 'stride': stride, 'novel_placement': 'anywhere' if anywhere else 'grid cell',
         'frames': len(auroc_set), 'novel_frames': len(novel_rows), 'normal_frames': len(normal),
         'tile_false_alarm_rate': detector.calibration.false_alarm_rate,
         'whole': {
@@ -360,16 +360,14 @@ def main() -> int:
         return 0
     results = json.loads(args.output.read_text()) if args.output.is_file() else {}
     results['note'] = 'SYNTHETIC images (generated tiles and chips); machine-dependent timings'
+    accuracy = functools.partial(
+        mars_accuracy, frames=args.frames, extra_normal=args.extra_normal, pool_size=args.pool,
+        tile=args.tile, batch=args.batch, seed=args.seed, stride=args.stride,
+        anywhere=args.novel_placement == 'anywhere', shape=(args.frame_height, FRAME[1]))
     if args.model:
-        results['mars'] = mars_accuracy(args.model, args.frames, args.extra_normal, args.pool,
-                                        args.tile, args.batch, args.seed, args.stride,
-                                        args.novel_placement == 'anywhere',
-                                        (args.frame_height, FRAME[1]))
+        results['mars'] = accuracy(args.model)
     if args.fused_model:
-        results['mars_6band'] = mars_accuracy(args.fused_model, args.frames, args.extra_normal,
-                                              args.pool, args.tile, args.batch, args.seed,
-                                              args.stride, args.novel_placement == 'anywhere',
-                                              (args.frame_height, FRAME[1]))
+        results['mars_6band'] = accuracy(args.fused_model)
     if args.speed_model:
         results.setdefault('speed', {})[args.speed_model.name] = speed(
             args.speed_model, args.tile, [int(b) for b in args.batch_sizes.split(',')],
