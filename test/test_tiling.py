@@ -38,8 +38,8 @@ from vad4space_ros.deploy.image_encoding import (
 from vad4space_ros.deploy.regions import map_regions, tile_regions
 from vad4space_ros.deploy.strips import score_tiled, StripError, StripScorer
 from vad4space_ros.deploy.tiling import (
-    calibrate_on_frames, frame_calibration, tile_starts, TileOptions, TileScores,
-    with_frame_calibration)
+    calibrate_on_frames, frame_calibration, frame_calibration_for, FRAME_CALIBRATIONS,
+    stored_tile_counts, tile_starts, TileOptions, TileScores, with_frame_calibration)
 
 FALSE_ALARM_RATE = 0.05
 
@@ -130,6 +130,19 @@ def test_derived_frame_threshold_keeps_the_frame_false_alarm_rate_on_gumbel_tile
     assert np.mean(frames >= tile.threshold) > 0.99    # the tile threshold flags every frame
     empirical = calibrate_on_frames(frames[:2000], FALSE_ALARM_RATE)
     assert abs(np.mean(frames[2000:] >= empirical.threshold) - FALSE_ALARM_RATE) < 0.02
+
+
+def test_frame_calibrations_without_a_model_id_fall_back_and_are_dropped_on_refit() -> None:
+    """Entries from before frame calibrations were keyed by model id match no model."""
+    tile = Calibration(threshold=17.0, center=12.0, false_alarm_rate=0.05, sample_count=40)
+    fitted = Calibration(threshold=30.0, center=20.0, false_alarm_rate=0.05, sample_count=60)
+    legacy = {'tile_size': 64, 'tile_count': 475, 'frames': 60, 'calibration': fitted.to_dict()}
+    metadata = {'model_id': 'patchcore-x', FRAME_CALIBRATIONS: [legacy]}
+    assert frame_calibration_for(tile, 64, 475, metadata) == frame_calibration(tile, 475)
+    assert stored_tile_counts(metadata, 64) == []
+    refit = with_frame_calibration(metadata, 64, 475, fitted, 60)
+    assert [entry['model_id'] for entry in refit[FRAME_CALIBRATIONS]] == ['patchcore-x']
+    assert frame_calibration_for(tile, 64, 475, refit) == fitted
 
 
 def test_tile_regions_group_connected_tiles_and_rank_them() -> None:

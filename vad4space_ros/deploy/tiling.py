@@ -185,17 +185,22 @@ def stored_tile_counts(metadata: Mapping[str, Any], tile_side: int) -> list[int]
 
 
 def _stored_entries(metadata: Mapping[str, Any], tile_side: int) -> list[dict[str, Any]]:
-    """Return the stored frame calibrations of the metadata's model for this tile side."""
+    """Return the stored frame calibrations of the metadata's model for this tile side.
+
+    Entries without a ``model_id`` (written before frame calibrations were keyed by the scoring
+    model) match no model, so such a file falls back to the derived frame threshold until
+    ``vad4space calibrate-frames`` fits it again (and drops them).
+    """
     return [entry for entry in metadata.get(FRAME_CALIBRATIONS, ())
-            if (entry['model_id'], entry['tile_size']) == (metadata['model_id'], tile_side)]
+            if (entry.get('model_id'), entry['tile_size']) == (metadata['model_id'], tile_side)]
 
 
 def with_frame_calibration(metadata: Mapping[str, Any], tile_side: int, tile_count: int,
                            calibration: Calibration, frames: int) -> dict[str, Any]:
     """Return a copy of ``metadata`` storing ``calibration`` for its model, tile side, count."""
     key = (metadata['model_id'], tile_side, tile_count)
-    kept = [entry for entry in metadata.get(FRAME_CALIBRATIONS, ())
-            if (entry['model_id'], entry['tile_size'], entry['tile_count']) != key]
+    kept = [entry for entry in metadata.get(FRAME_CALIBRATIONS, ()) if 'model_id' in entry
+            and (entry['model_id'], entry['tile_size'], entry['tile_count']) != key]
     entry = {'model_id': metadata['model_id'], 'tile_size': tile_side, 'tile_count': tile_count,
              'frames': frames, 'calibration': calibration.to_dict()}
     return {**metadata, FRAME_CALIBRATIONS: kept + [entry]}
