@@ -59,7 +59,7 @@ import time
 import numpy as np
 
 from vad4space_ros.data.synthetic_frames import (
-    ChipMosaic, mars_frame, mars_tile, RGB_VISIBLE_NOVELTIES)
+    ChipMosaic, mars_frame, mars_terrain_frame, mars_tile, RGB_VISIBLE_NOVELTIES)
 from vad4space_ros.data.synthetic_mars import NOVELTIES
 from vad4space_ros.deploy.frame_scoring import FrameScorer
 from vad4space_ros.deploy.loading import load_model
@@ -92,11 +92,13 @@ def _best_tile_hit(tiles, box, tile: int) -> bool:
 
 def mars_accuracy(model_path: Path, frames: int, extra_normal: int, pool_size: int,
                   tile: int, batch: int, seed: int, stride: int = 0,
-                  anywhere: bool = False, shape: tuple[int, int] = FRAME) -> dict:
+                  anywhere: bool = False, shape: tuple[int, int] = FRAME,
+                  terrain: bool = False) -> dict:
     """Score Mars frames whole and tiled; return AUROC, hit rate, false alarms, detections.
 
     ``stride`` (0: the tile side) is the tiled scoring's; ``anywhere`` places the novel tile at a
-    random pixel position instead of a grid cell; ``shape`` is the frames' (height, width).
+    random pixel position instead of a grid cell; ``shape`` is the frames' (height, width);
+    ``terrain`` renders continuous terrain frames instead of tile mosaics (novelty anywhere).
 
     A fused model gets 6-band frames with novelties of every class; its RGB branch is also
     scored in tiles on the frames' RGB view (``rgb_branch``).
@@ -115,7 +117,8 @@ def mars_accuracy(model_path: Path, frames: int, extra_normal: int, pool_size: i
     for index in range(total):
         novel = (classes[int(rng.integers(len(classes)))]
                  if index < frames and index % 2 == 0 else None)
-        frame, box = mars_frame(rng, *shape, novel, pool, bands=fused, anywhere=anywhere)
+        frame, box = (mars_terrain_frame(rng, *shape, novel, bands=fused) if terrain else
+                      mars_frame(rng, *shape, novel, pool, bands=fused, anywhere=anywhere))
         start = time.perf_counter()
         whole_scored = whole.score(frame, '8UC6' if fused else 'rgb8')
         whole_s = time.perf_counter() - start
@@ -156,7 +159,9 @@ def mars_accuracy(model_path: Path, frames: int, extra_normal: int, pool_size: i
 
     summary = {
         'model': str(model_path), 'model_id': detector.model_id, 'frame_shape': list(shape),
-        'tile': tile, 'stride': stride, 'novel_placement': 'anywhere' if anywhere else 'grid cell',
+        'tile': tile, 'stride': stride,
+        'frames_kind': 'continuous terrain' if terrain else 'tile mosaic',
+        'novel_placement': 'anywhere' if anywhere or terrain else 'grid cell',
         'frames': len(auroc_set), 'novel_frames': len(novel_rows), 'normal_frames': len(normal),
         'tile_false_alarm_rate': detector.calibration.false_alarm_rate,
         'whole': {
@@ -252,14 +257,19 @@ def nac_strips(model_path: Path, height: int, width: int, rows_per_strip: int,
             'frame_score': float(calibration.normalise(tiles.frame_raw_score))}
 
 
-def example_png(model_path: Path, output: Path, seed: int) -> None:
-    """Save one tiled frame with a novel tile (frame | heatmap with regions) at half size."""
+def example_png(model_path: Path, output: Path, seed: int, terrain: bool = False) -> None:
+    """Save one tiled frame with a novelty (frame | heatmap with regions) at half size.
+
+    The frame is a tile mosaic with a novel dump-pile tile, or (``terrain``) continuous terrain
+    with a dump pile.
+    """
     from PIL import Image
 
     from vad4space_ros.deploy.heatmap import overlay
     from vad4space_ros.deploy.regions import draw_regions
     scorer = FrameScorer(load_model(model_path), tiling=TileOptions())
-    frame, box = mars_frame(np.random.default_rng(seed), *FRAME, 'dump-pile')
+    make_frame = mars_terrain_frame if terrain else mars_frame
+    frame, box = make_frame(np.random.default_rng(seed), *FRAME, 'dump-pile')
     scored = scorer.score(frame, 'rgb8')
     heat = draw_regions(overlay(frame, scored.prediction.anomaly_map, 0.45,
                                 scorer.map_range(scored.calibration)), scored.regions)

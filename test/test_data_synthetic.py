@@ -18,9 +18,10 @@ import pytest
 
 from vad4space_ros.cli import main
 from vad4space_ros.data import load_bands, load_dataset, load_rgb, mastcam, synthetic
+from vad4space_ros.data.synthetic_frames import mars_frame, mars_terrain_frame, terrain_tiles
 from vad4space_ros.data.synthetic_lunar import render_chip
 from vad4space_ros.data.synthetic_mars import (
-    _typical, _veins, NIR, render_tile, SUBTLE_FRACTION, VISIBLE)
+    _typical, _veins, NIR, render_terrain, render_tile, SUBTLE_FRACTION, VISIBLE)
 
 
 @pytest.mark.parametrize('dataset', ['lroc', 'mastcam'])
@@ -102,3 +103,44 @@ def test_cli_generate_reports_what_it_wrote(tmp_path, capsys):
                  '--seed', '2']) == 0
     assert 'SYNTHETIC lroc' in capsys.readouterr().out
     assert len(load_dataset('lroc', tmp_path / 'g').samples) == 59
+
+
+@pytest.mark.parametrize('novel', ['dump-pile', 'float', 'bedrock'])
+def test_terrain_novelty_changes_only_its_box(novel):
+    plain, _ = render_terrain(np.random.default_rng(5), 200, 300)
+    with_novelty, corner = render_terrain(np.random.default_rng(5), 200, 300, novel)
+    changed = np.any(plain != with_novelty, axis=-1)
+    y, x = corner
+    inside = np.zeros_like(changed)
+    inside[max(y - 1, 0):y + 65, max(x - 1, 0):x + 65] = True   # + 1 px: shading slopes
+    assert not changed[~inside].any()
+    assert changed[y:y + 64, x:x + 64].sum() > 100   # a float rock: ~200 px
+
+
+def _grid_line_contrast(frames: list[np.ndarray]) -> float:
+    """Mean pixel step across 64-px grid lines over the mean step elsewhere (rows and columns)."""
+    on, off = [], []
+    for frame in frames:
+        for axis in (0, 1):
+            steps = np.abs(np.diff(frame.astype(np.float64), axis=axis)).mean(
+                axis=tuple(a for a in (0, 1, 2) if a != axis))
+            grid = np.arange(1, frame.shape[axis]) % 64 == 0
+            on.append(steps[grid].mean())
+            off.append(steps[~grid].mean())
+    return float(np.mean(on) / np.mean(off))
+
+
+def test_terrain_frames_have_no_seams_where_tile_mosaics_do():
+    rng = np.random.default_rng(0)
+    terrain = [mars_terrain_frame(rng, 256, 320)[0] for _ in range(3)]
+    mosaic = [mars_frame(rng, 256, 320)[0] for _ in range(3)]
+    assert 0.9 < _grid_line_contrast(terrain) < 1.1
+    assert _grid_line_contrast(mosaic) > 1.5
+
+
+def test_terrain_tiles_are_cut_from_several_normal_frames():
+    tiles = list(terrain_tiles(np.random.default_rng(2), 5, per_frame=2, shape=(128, 192)))
+    assert len(tiles) == 5
+    assert all(t.shape == (64, 64, 6) and t.dtype == np.uint8 for t in tiles)
+    means = [t.mean() for t in tiles]
+    assert len(set(means)) == 5

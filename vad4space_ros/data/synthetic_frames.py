@@ -25,6 +25,11 @@
   favourable case for tiling: real frames are continuous terrain whose texture does not line
   up with any grid. With ``anywhere`` the novel tile is pasted at a random pixel position
   instead, so 64-px grid tiles each see only a part of it (next to typical texture).
+- :func:`mars_terrain_frame`: a frame of continuous generated terrain
+  (:func:`.synthetic_mars.render_terrain`: no tiles, no seams, patches that span many tiles),
+  optionally with one novelty feathered in at a random pixel position; its typical tiles are
+  :func:`terrain_tiles`, cut at random places from normal terrain frames, so a model fits on
+  the same camera's normal frames instead of on the tile generator.
 - :class:`ChipMosaic`: an arbitrarily long grey orbiter image (for example NAC size, 5,064 x
   52,224) tiled with a small pool of generated 227x227 LROC ``none`` chips, produced row block
   by row block so the whole image never exists in memory.
@@ -112,6 +117,25 @@ def mars_frame(rng: np.random.Generator, height: int = 1200, width: int = 1600,
         frame[y:y + MARS_TILE, x:x + MARS_TILE] = mars_tile(rng, novel, bands)
         box = Box(x, y, MARS_TILE, MARS_TILE)
     return frame, box
+
+
+def mars_terrain_frame(rng: np.random.Generator, height: int = 1200, width: int = 1600,
+                       novel: str | None = None,
+                       bands: bool = False) -> tuple[np.ndarray, Box | None]:
+    """Return an HxWx3 (``bands``: HxWx6) uint8 terrain frame and its novelty's 64x64 box."""
+    dn, corner = synthetic_mars.render_terrain(rng, height, width, novel)
+    frame = dn.astype(np.uint8) if bands else rgb_view(dn)
+    return frame, None if corner is None else Box(corner[1], corner[0], MARS_TILE, MARS_TILE)
+
+
+def terrain_tiles(rng: np.random.Generator, count: int, per_frame: int = 50,
+                  shape: tuple[int, int] = (1200, 1600)) -> Iterator[np.ndarray]:
+    """Yield ``count`` 64x64x6 uint8 tiles cut at random places from normal terrain frames."""
+    for first in range(0, count, per_frame):
+        frame, _ = mars_terrain_frame(rng, *shape, bands=True)
+        for _ in range(min(per_frame, count - first)):
+            y, x = (int(rng.integers(side - MARS_TILE + 1)) for side in shape)
+            yield frame[y:y + MARS_TILE, x:x + MARS_TILE].copy()
 
 
 class ChipMosaic:

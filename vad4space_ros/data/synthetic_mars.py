@@ -264,6 +264,72 @@ def render_tile(rng: np.random.Generator, category: str, subtlety: float | None 
     return np.clip(np.rint(dn), 0, 255)
 
 
+def _field(rng: np.random.Generator, height: int, width: int, beta: float) -> np.ndarray:
+    """Return an ``height x width`` crop of a square fractal field (std 1 over the square)."""
+    return fractal_noise(rng, max(height, width), beta)[:height, :width]
+
+
+def _feather(side: int, ramp: float = 8.0) -> np.ndarray:
+    """Return a ``side x side`` weight, 1 inside and falling linearly to 0 over ``ramp`` px."""
+    edge = np.minimum(np.arange(side), np.arange(side)[::-1]) + 0.5
+    along = np.clip(edge / ramp, 0.0, 1.0)
+    return np.minimum.outer(along, along)
+
+
+def render_terrain(rng: np.random.Generator, height: int, width: int,
+                   novel: str | None = None) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """Render continuous ``height x width x 6`` DN terrain and the novelty's top-left (y, x).
+
+    One continuous surface, not a mosaic of tiles: the materials and rocks of ``typical`` tiles,
+    with dust, sand and rocky patches that span many tiles, one sun and one exposure per frame.
+    The relief's amplitude grows with the frame side (factor ``(side / 64) ** ((beta - 2) / 2)``)
+    so that its local slopes, which set the shading, match a 64-px tile's. ``novel`` (a class
+    of :data:`NOVELTIES`, never the NIR-only subtle variant) is rendered into a 64x64 window at a
+    random pixel position and feathered into the terrain over 8 px, before shading; None = no
+    novelty. The novelty draws from a stream of its own, so the same ``rng`` state renders the
+    same terrain with and without it.
+    """
+    if novel is not None and novel not in NOVELTIES:
+        raise ValueError(f'unknown Mastcam category {novel!r}')
+    if height < SIZE or width < SIZE:
+        raise ValueError(f'terrain must be at least {SIZE}x{SIZE}')
+    novelty_rng = rng.spawn(1)[0]
+    pad_h, pad_w = height + 2 * SIZE, width + 2 * SIZE  # margin: windows never leave the array
+    beta = rng.uniform(2.2, 3.0)
+    relief = _field(rng, pad_h, pad_w, beta) * rng.uniform(0.6, 1.6) * (
+        max(pad_h, pad_w) / SIZE) ** ((beta - 2.0) / 2.0)
+    cube = np.broadcast_to(_spectrum(rng, 'soil'), (pad_h, pad_w, 6)).copy()
+    _paint(cube, 0.5 + 0.6 * _field(rng, pad_h, pad_w, 2.5), _spectrum(rng, 'dust'))
+    _paint(cube, _field(rng, pad_h, pad_w, 3.0) - rng.uniform(0.3, 1.5),
+           _spectrum(rng, 'sand'))
+    rocky = _field(rng, pad_h, pad_w, 3.0) > 0.25  # about 40% of the area, as for tiles
+    # Rocks per 64x64 area: 19 in rocky patches, 7 elsewhere (a tile's mean counts).
+    for _ in range(rng.poisson(19.0 * pad_h * pad_w / SIZE ** 2)):
+        y, x = int(rng.integers(pad_h - SIZE)), int(rng.integers(pad_w - SIZE))
+        centre_y, centre_x = rng.uniform(24.0, 40.0, 2)
+        is_rocky = rocky[y + int(centre_y), x + int(centre_x)]
+        if not is_rocky and rng.random() >= 7.0 / 19.0:
+            continue
+        radius = rng.uniform(1.0, 9.0 if is_rocky else 4.0)
+        mask = _blob(rng, centre_y, centre_x, radius)
+        _paint(cube[y:y + SIZE, x:x + SIZE], mask, _spectrum(rng, 'rock', 0.05))
+        relief[y:y + SIZE, x:x + SIZE] += mask * radius * rng.uniform(0.3, 0.7)
+    corner = None
+    if novel is not None:
+        corner = (int(novelty_rng.integers(height - SIZE + 1)),
+                  int(novelty_rng.integers(width - SIZE + 1)))
+        top, left = corner[0] + SIZE, corner[1] + SIZE
+        window = np.s_[top:top + SIZE, left:left + SIZE]
+        terrain, relief_before = cube[window].copy(), relief[window].copy()
+        NOVELTIES[novel](novelty_rng, cube[window], relief[window], False, 1.0)
+        weight = _feather(SIZE)
+        cube[window] = terrain + weight[..., None] * (cube[window] - terrain)
+        relief[window] = relief_before + weight * (relief[window] - relief_before)
+    radiance = _shade(rng, cube, relief)[SIZE:SIZE + height, SIZE:SIZE + width]
+    dn = radiance * rng.uniform(450.0, 650.0) + rng.normal(0.0, 1.2, radiance.shape)
+    return np.clip(np.rint(dn), 0, 255), corner
+
+
 def save_tile_as(dtype: np.dtype) -> Callable[[np.ndarray, Path], None]:
     """Return a writer that saves tiles as ``.npy`` of ``dtype``."""
     def save(tile: np.ndarray, path: Path) -> None:
