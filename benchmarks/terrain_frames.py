@@ -29,8 +29,10 @@ Steps, each skipped when its output exists (so an interrupted run resumes)::
 
 1. ``work/train`` and ``work/calibration``: 64x64x6 ``.npy`` tiles from normal terrain frames;
 2. ``vad4space fit`` (PatchCore, edge profile, 128-px input) and ``vad4space export`` to ONNX;
-3. ``full_frames.mars_accuracy`` on terrain frames, once per stride; each stride's summary is
-   written to ``work/stride<N>.json`` as soon as it is done, all of them to ``--output``;
+3. ``full_frames.mars_accuracy`` on terrain frames, once per stride; each run's summary is
+   written to ``work/<model>_stride<N>.json`` as soon as it is done and added to ``--output``
+   (``--model M`` skips steps 1-2 and scores with M, for example a model fitted on generated
+   tiles; the same seed gives the same frames, so runs compare frame by frame);
 4. ``--example``: one scored terrain frame with a dump pile (frame | heatmap and regions).
 
 This is a benchmark, not a test: it takes about an hour on 2 cores.
@@ -97,21 +99,32 @@ def main() -> int:
     parser.add_argument('--seed', type=int, default=11)
     parser.add_argument('--output', type=Path, default=RESULTS)
     parser.add_argument('--example', type=Path, default=EXAMPLE)
+    parser.add_argument('--model', type=Path,
+                        help='score with this model (for example one fitted on generated '
+                             'tiles) instead of fitting one on terrain tiles')
     args = parser.parse_args()
-    write_tiles(args.work / 'train', args.train_tiles, args.seed)
-    write_tiles(args.work / 'calibration', args.calibration_tiles, args.seed + 1)
-    model = fitted_model(args.work, args.method, args.input_size)
-    results = {'note': 'SYNTHETIC continuous terrain frames (synthetic_mars.render_terrain); '
-                       'model fitted on tiles cut from other normal terrain frames',
-               'train_tiles': args.train_tiles, 'calibration_tiles': args.calibration_tiles,
-               'strides': {}}
+    if args.model:
+        model = args.model
+    else:
+        write_tiles(args.work / 'train', args.train_tiles, args.seed)
+        write_tiles(args.work / 'calibration', args.calibration_tiles, args.seed + 1)
+        model = fitted_model(args.work, args.method, args.input_size)
+    results = json.loads(args.output.read_text()) if args.output.is_file() else {}
+    results['note'] = ('SYNTHETIC continuous terrain frames (synthetic_mars.render_terrain); '
+                       'runs with fitted_on_terrain_tiles fit on tiles cut from other normal '
+                       'terrain frames')
     for stride in args.strides:
-        done = args.work / f'stride{stride}.json'
+        name = f'{model.stem}_stride{stride}'
+        done = args.work / f'{name}.json'
         if not done.exists():
             summary = mars_accuracy(model, args.frames, args.extra_normal, 0, 64, args.batch,
                                     args.seed + 2, stride=stride, terrain=True)
             done.write_text(json.dumps(summary, indent=1))
-        results['strides'][str(stride)] = json.loads(done.read_text())
+        results.setdefault('runs', {})[name] = {
+            'fitted_on_terrain_tiles': args.model is None,
+            **({} if args.model else {'train_tiles': args.train_tiles,
+                                      'calibration_tiles': args.calibration_tiles}),
+            **json.loads(done.read_text())}
     args.output.write_text(json.dumps(results, indent=1) + '\n')
     log(f'wrote {args.output}')
     if not args.example.exists():

@@ -157,8 +157,9 @@ def tail_gallery(typical: np.ndarray, typical_scores: np.ndarray,
         for column, index in enumerate(picks):
             axis = axes[row][column]
             axis.imshow(tiles[index])
-            colour = ('green' if scores[index] > frame_best else 'firebrick') if is_novel else (
-                'black')
+            colour = 'black'
+            if is_novel:
+                colour = 'green' if scores[index] > frame_best else 'firebrick'
             axis.set_title(f'{scores[index]:.2f}', fontsize=8, color=colour)
         axes[row][0].text(-0.08, 0.5, name, transform=axes[row][0].transAxes, rotation=90,
                           va='center', ha='right', fontsize=8)
