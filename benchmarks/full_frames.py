@@ -257,19 +257,14 @@ def nac_strips(model_path: Path, height: int, width: int, rows_per_strip: int,
             'frame_score': float(calibration.normalise(tiles.frame_raw_score))}
 
 
-def example_png(model_path: Path, output: Path, seed: int, terrain: bool = False) -> None:
-    """Save one tiled frame with a novelty (frame | heatmap with regions) at half size.
-
-    The frame is a tile mosaic with a novel dump-pile tile, or (``terrain``) continuous terrain
-    with a dump pile.
-    """
+def example_png(model_path: Path, output: Path, seed: int) -> None:
+    """Save one tiled frame with a novel tile (frame | heatmap with regions) at half size."""
     from PIL import Image
 
     from vad4space_ros.deploy.heatmap import overlay
     from vad4space_ros.deploy.regions import draw_regions
     scorer = FrameScorer(load_model(model_path), tiling=TileOptions())
-    make_frame = mars_terrain_frame if terrain else mars_frame
-    frame, box = make_frame(np.random.default_rng(seed), *FRAME, 'dump-pile')
+    frame, box = mars_frame(np.random.default_rng(seed), *FRAME, 'dump-pile')
     scored = scorer.score(frame, 'rgb8')
     heat = draw_regions(overlay(frame, scored.prediction.anomaly_map, 0.45,
                                 scorer.map_range(scored.calibration)), scored.regions)

@@ -32,8 +32,7 @@ Steps, each skipped when its output exists (so an interrupted run resumes)::
 3. ``full_frames.mars_accuracy`` on terrain frames, once per stride; each run's summary is
    written to ``work/<model>_stride<N>.json`` as soon as it is done and added to ``--output``
    (``--model M`` skips steps 1-2 and scores with M, for example a model fitted on generated
-   tiles; the same seed gives the same frames, so runs compare frame by frame);
-4. ``--example``: one scored terrain frame with a dump pile (frame | heatmap and regions).
+   tiles; the same seed gives the same frames, so runs compare frame by frame).
 
 This is a benchmark, not a test: it takes about an hour on 2 cores.
 """
@@ -45,13 +44,12 @@ from pathlib import Path
 import subprocess
 import sys
 
-from full_frames import example_png, log, mars_accuracy
+from full_frames import log, mars_accuracy
 import numpy as np
 
 from vad4space_ros.data.synthetic_frames import terrain_tiles
 
 RESULTS = Path(__file__).resolve().parent / 'results' / 'terrain_frames.json'
-EXAMPLE = RESULTS.with_name('terrain_frames_example.jpg')
 
 
 def write_tiles(folder: Path, count: int, seed: int) -> None:
@@ -98,7 +96,6 @@ def main() -> int:
     parser.add_argument('--batch', type=int, default=32)
     parser.add_argument('--seed', type=int, default=11)
     parser.add_argument('--output', type=Path, default=RESULTS)
-    parser.add_argument('--example', type=Path, default=EXAMPLE)
     parser.add_argument('--model', type=Path,
                         help='score with this model (for example one fitted on generated '
                              'tiles) instead of fitting one on terrain tiles')
@@ -127,8 +124,6 @@ def main() -> int:
             **json.loads(done.read_text())}
     args.output.write_text(json.dumps(results, indent=1) + '\n')
     log(f'wrote {args.output}')
-    if not args.example.exists():
-        example_png(model, args.example, args.seed, terrain=True)
     return 0
 
 

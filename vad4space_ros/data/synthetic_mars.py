@@ -283,11 +283,11 @@ def render_terrain(rng: np.random.Generator, height: int, width: int,
     One continuous surface, not a mosaic of tiles: the materials and rocks of ``typical`` tiles,
     with dust, sand and rocky patches that span many tiles, one sun and one exposure per frame.
     The relief's amplitude grows with the frame side (factor ``(side / 64) ** ((beta - 2) / 2)``)
-    so that its local slopes, which set the shading, match a 64-px tile's. ``novel`` (a class
-    of :data:`NOVELTIES`, never the NIR-only subtle variant) is rendered into a 64x64 window at a
-    random pixel position and feathered into the terrain over 8 px, before shading; None = no
-    novelty. The novelty draws from a stream of its own, so the same ``rng`` state renders the
-    same terrain with and without it.
+    so that its local slopes, which set the shading, match a 64-px tile's within about 20%.
+    ``novel`` (a class of :data:`NOVELTIES`, never the NIR-only subtle variant) is rendered into
+    a 64x64 window at a random pixel position and feathered into the terrain over 8 px, before
+    shading; None = no novelty. The novelty draws from a stream of its own, so the same ``rng``
+    state renders the same terrain with and without it.
     """
     if novel is not None and novel not in NOVELTIES:
         raise ValueError(f'unknown Mastcam category {novel!r}')
