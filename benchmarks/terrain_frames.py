@@ -47,7 +47,7 @@ import sys
 from full_frames import log, mars_accuracy
 import numpy as np
 
-from vad4space_ros.data.synthetic_frames import terrain_tiles
+from vad4space_ros.data.synthetic_frames import MARS_TILE, terrain_tiles
 
 RESULTS = Path(__file__).resolve().parent / 'results' / 'terrain_frames.json'
 
@@ -114,8 +114,8 @@ def main() -> int:
         name = f'{model.stem}_stride{stride}'
         done = args.work / f'{name}.json'
         if not done.exists():
-            summary = mars_accuracy(model, args.frames, args.extra_normal, 0, 64, args.batch,
-                                    args.seed + 2, stride=stride, terrain=True)
+            summary = mars_accuracy(model, args.frames, args.extra_normal, 0, MARS_TILE,
+                                    args.batch, args.seed + 2, stride=stride, terrain=True)
             done.write_text(json.dumps(summary, indent=1))
         results.setdefault('runs', {})[name] = {
             'fitted_on_terrain_tiles': args.model is None,

@@ -116,6 +116,12 @@ def _shade(rng: np.random.Generator, cube: np.ndarray, height: np.ndarray) -> np
     return cube * (0.25 + 0.75 * light / sun[2])[..., None]
 
 
+def _expose(rng: np.random.Generator, radiance: np.ndarray) -> np.ndarray:
+    """Return ``radiance`` as integer DN in 0..255: one exposure, Gaussian sensor noise."""
+    dn = radiance * rng.uniform(450.0, 650.0) + rng.normal(0.0, 1.2, radiance.shape)
+    return np.clip(np.rint(dn), 0, 255)
+
+
 def _line_mask(rng: np.random.Generator, width: float) -> np.ndarray:
     angle = rng.uniform(0, np.pi)
     offset = rng.uniform(-20, 20)
@@ -259,9 +265,7 @@ def render_tile(rng: np.random.Generator, category: str, subtlety: float | None 
             ratios = cube[..., NIR] / np.maximum(cube[..., 2:3], 1e-6)
             cube = np.concatenate([terrain[..., VISIBLE], ratios * terrain[..., 2:3]], axis=-1)
             height = relief
-    radiance = _shade(rng, cube, height)
-    dn = radiance * rng.uniform(450.0, 650.0) + rng.normal(0.0, 1.2, radiance.shape)
-    return np.clip(np.rint(dn), 0, 255)
+    return _expose(rng, _shade(rng, cube, height))
 
 
 def _field(rng: np.random.Generator, height: int, width: int, beta: float) -> np.ndarray:
@@ -325,9 +329,7 @@ def render_terrain(rng: np.random.Generator, height: int, width: int,
         weight = _feather(SIZE)
         cube[window] = terrain + weight[..., None] * (cube[window] - terrain)
         relief[window] = relief_before + weight * (relief[window] - relief_before)
-    radiance = _shade(rng, cube, relief)[SIZE:SIZE + height, SIZE:SIZE + width]
-    dn = radiance * rng.uniform(450.0, 650.0) + rng.normal(0.0, 1.2, radiance.shape)
-    return np.clip(np.rint(dn), 0, 255), corner
+    return _expose(rng, _shade(rng, cube, relief)[SIZE:SIZE + height, SIZE:SIZE + width]), corner
 
 
 def save_tile_as(dtype: np.dtype) -> Callable[[np.ndarray, Path], None]:
