@@ -33,9 +33,10 @@ from vad4space_ros.data.samples import load_rgb
 from vad4space_ros.deploy.artifact import ArtifactError, METADATA_KEY
 from vad4space_ros.deploy.loading import load_model
 from vad4space_ros.deploy.onnx_detector import OnnxDetector
-from vad4space_ros.models.export import export_onnx, ExportOptions, quantize_int8
+from vad4space_ros.models.export import export_onnx, ExportOptions
 from vad4space_ros.models.export import rebuild_module, reduce_padim_features
 from vad4space_ros.models.export import separable_gaussian_blur, SeparableMapResize
+from vad4space_ros.models.quantize import quantize_int8, quantize_search_int8
 from vad4space_ros.models.torch_detector import TorchDetector
 
 ONNX_WEIGHTS = (Path(__file__).resolve().parents[2] / 'shared' / 'data'
@@ -197,6 +198,33 @@ def test_int8_quantised_export_loads_and_ranks_like_torch(fitted: dict, exported
     assert ranks > 0.8
 
 
+def test_int8_search_quantises_the_bank_product_and_refits_the_threshold(
+        fitted: dict, exported: dict, chips: dict, tmp_path: Path) -> None:
+    assert fitted['patchcore'].model.num_neighbors > 1   # the score's reweighting is exported
+    path = quantize_search_int8(exported['patchcore'], tmp_path / 'search.onnx',
+                                chips['calibration'])
+    operators = [node.op_type for node in onnx.load(str(path)).graph.node]
+    assert operators.count('MatMulInteger') == 1
+    detector = load_model(path)
+    assert detector.model_id == f'{fitted["patchcore"].model_id}-int8search'
+    scores = detector.raw_scores(chips['test'])
+    reference = fitted['patchcore'].raw_scores(chips['test'])
+    assert np.allclose(scores, reference, rtol=0.05)
+    assert not np.allclose(scores, reference, rtol=1e-5, atol=0)
+    normal = detector.raw_scores(chips['calibration'])
+    assert detector.calibration.center == pytest.approx(float(np.median(normal)), rel=1e-5)
+    with pytest.raises(ValueError, match='PatchCore only'):
+        quantize_search_int8(exported['padim'], tmp_path / 'padim.onnx', chips['calibration'])
+
+
+def test_int8_search_refuses_a_bank_stored_as_float16(fitted: dict, tmp_path: Path,
+                                                      chips: dict) -> None:
+    half = export_onnx(fitted['patchcore'], tmp_path / 'half.onnx',
+                       ExportOptions(weights_fp16=True))
+    with pytest.raises(ValueError, match='without it'):
+        quantize_search_int8(half, tmp_path / 'search.onnx', chips['calibration'])
+
+
 def test_separable_blur_equals_anomalib_blur() -> None:
     blur = GaussianBlur2d(kernel_size=(33, 33), sigma=(4, 4), channels=1)
     image = torch.rand(2, 1, 40, 48)
@@ -235,6 +263,20 @@ def test_export_cli_writes_and_checks(fitted: dict, chips: dict, lunar_chips: Pa
     assert load_model(output).model_id == fitted['patchcore'].model_id
     difference = float(printed.split('max relative difference ')[1].split(',')[0])
     assert difference < 1e-4
+
+
+def test_export_cli_int8_search_needs_and_uses_calibration_images(
+        fitted: dict, lunar_chips: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    source = fitted['patchcore'].save(tmp_path / 'patchcore.safetensors')
+    output = tmp_path / 'patchcore.onnx'
+    assert cli_main(['export', '--model', str(source), '--output', str(output),
+                     '--int8-search']) == 2
+    assert '--calibration-dir' in capsys.readouterr().err
+    assert not output.exists()
+    code = cli_main(['export', '--model', str(source), '--output', str(output), '--int8-search',
+                     '--calibration-dir', str(lunar_chips / 'val' / 'none')])
+    assert code == 0
+    assert load_model(output).model_id.endswith('-int8search')
 
 
 @pytest.mark.slow

@@ -26,12 +26,14 @@ def run_export(args: argparse.Namespace) -> int:
     from vad4space_ros.cli.fit import image_files
     from vad4space_ros.data.samples import load_rgb
     from vad4space_ros.deploy.loading import load_model
-    from vad4space_ros.models.export import export_onnx, ExportOptions, quantize_int8
+    from vad4space_ros.models.export import export_onnx, ExportOptions
+    from vad4space_ros.models.quantize import quantize_int8, quantize_search_int8
     from vad4space_ros.models.torch_detector import load_artifact
 
-    needs_calibration = args.padim_features is not None or args.int8
+    needs_calibration = args.padim_features is not None or args.int8 or args.int8_search
     if needs_calibration and not args.calibration_dir:
-        raise ValueError('--padim-features and --int8 need --calibration-dir (normal images)')
+        raise ValueError('--padim-features, --int8 and --int8-search need --calibration-dir '
+                         '(normal images)')
     calibration = ([load_rgb(p) for p in image_files(args.calibration_dir)]
                    if args.calibration_dir else None)
     detector = load_artifact(args.model)
@@ -41,6 +43,8 @@ def run_export(args: argparse.Namespace) -> int:
     path = export_onnx(detector, output, options, calibration)
     if args.int8:
         path = quantize_int8(path, path, calibration)
+    if args.int8_search:
+        path = quantize_search_int8(path, path, calibration)
     exported = load_model(path)
     source_mb = Path(args.model).stat().st_size / 1e6
     print(f'wrote {path} ({path.stat().st_size / 1e6:.1f} MB; source {source_mb:.1f} MB), '
@@ -70,6 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='PaDiM: keep this many random channels (needs --calibration-dir)')
     parser.add_argument('--int8', action='store_true',
                         help='static int8 quantisation of convolutions (needs --calibration-dir)')
+    parser.add_argument('--int8-search', action='store_true',
+                        help='PatchCore: nearest-neighbour search in int8, ~1.7x faster tiles '
+                             '(needs --calibration-dir)')
     parser.add_argument('--calibration-dir',
                         help='held-out normal images to recalibrate the threshold')
     parser.add_argument('--check-dir', help='images to compare exported and torch scores on')

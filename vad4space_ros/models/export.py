@@ -35,8 +35,10 @@ Footprint options (all measured in the latency/accuracy benchmarks; none is on b
   upsample and 33-tap convolutions over 65k pixels by ~2M multiply-adds).
 - PatchCore's nearest-neighbour search (``n_neighbors=1``) takes the minimum of
   ``|b|^2 - 2 x.b`` over the memory bank and adds ``|x|^2`` and the square root to the minima
-  only (anomalib forms every distance, clamps and square-roots the whole patch x bank matrix);
-  the same distances up to float rounding.
+  only (anomalib forms every distance, clamps and square-roots the whole patch x bank matrix),
+  and looks up the nearest bank entry only for each image's highest-scoring patch, the one
+  patch the score's reweighting uses (anomalib takes an arg-min over every patch); the same
+  scores and maps up to float rounding.
 - PaDiM's inverse covariances are symmetric, so only their upper triangles are stored and the
   runtime unpacks them once at load (lossless up to float rounding; always on for PaDiM).
 - ``weights_fp16``: large float initializers are stored as float16 and cast back to float32 in
@@ -45,8 +47,7 @@ Footprint options (all measured in the latency/accuracy benchmarks; none is on b
   subset is the submatrix of the full (regularised) covariance, so this equals fitting PaDiM
   with ``n_features`` set to that size, with the same random selection rule; the threshold is
   then recalibrated on held-out normal images (required).
-- :func:`quantize_int8`: static int8 quantisation of the backbone convolutions with
-  calibration images (ONNX Runtime only).
+- int8 quantisation of an exported file (ONNX Runtime only) is in :mod:`.quantize`.
 """
 from __future__ import annotations
 
@@ -70,7 +71,6 @@ from vad4space_ros.deploy.artifact import EXPORT_FORMAT, METADATA_KEY
 from vad4space_ros.deploy.calibration import Calibration
 from vad4space_ros.deploy.ensemble import ENSEMBLE_SUFFIX, rewritten_manifest
 from vad4space_ros.deploy.loading import load_onnx
-from vad4space_ros.deploy.preprocess import to_model_input
 from vad4space_ros.deploy.spectral import FusedDetector
 from vad4space_ros.models.backbones import backbone_weights, get_backbone
 from vad4space_ros.models.methods import build_method
@@ -78,6 +78,8 @@ from vad4space_ros.models.torch_detector import (
     detached_state, feature_backbone, load_artifact, TorchDetector)
 
 INPUT_NAME = 'image'
+FP16_SUFFIX = '__fp16'
+"""Appended to the name of an initializer stored as float16 (``weights_fp16``)."""
 OUTPUT_NAMES = ('pred_score', 'anomaly_map', 'embedding')
 OPSET = 17
 FP16_MIN_ELEMENTS = 1024
@@ -199,22 +201,40 @@ def install_separable_map_resize(model: nn.Module, size: tuple[int, int]) -> boo
 
 
 def install_minimum_first_search(model: nn.Module) -> bool:
-    """Make PatchCore's 1-nearest-neighbour search square-root only the minima, in place."""
+    """Make PatchCore's 1-nearest-neighbour search cheaper, in place (same scores).
+
+    Only the minima over the memory bank are square-rooted, and the nearest bank entry is found
+    for the highest-scoring patch of each image only (the one patch whose neighbourhood
+    reweights the score), instead of an arg-min over every patch x bank distance.
+    """
     if type(model).__name__ != 'PatchcoreModel':
         return False
-    original = model.nearest_neighbors
+    original_search, original_score = model.nearest_neighbors, model.compute_anomaly_score
+
+    def partial_distances(embedding: torch.Tensor) -> torch.Tensor:
+        bank = model.memory_bank
+        return torch.matmul(embedding * -2.0, bank.T) + bank.pow(2).sum(dim=1)
 
     def nearest_neighbors(embedding: torch.Tensor,
                           n_neighbors: int) -> tuple[torch.Tensor, torch.Tensor]:
         if n_neighbors != 1:
-            return original(embedding, n_neighbors)
-        bank = model.memory_bank
-        partial = torch.matmul(embedding * -2.0, bank.T) + bank.pow(2).sum(dim=1)
-        minima, locations = partial.min(dim=1)
-        squared = minima + embedding.pow(2).sum(dim=1)
-        return squared.clamp_min(0).sqrt(), locations
+            return original_search(embedding, n_neighbors)
+        squared = partial_distances(embedding).amin(dim=1) + embedding.pow(2).sum(dim=1)
+        # Locations are left unset (zeros): compute_anomaly_score below finds the one it uses.
+        return squared.clamp_min(0).sqrt(), torch.zeros_like(squared, dtype=torch.long)
+
+    def compute_anomaly_score(patch_scores: torch.Tensor, _locations: torch.Tensor,
+                              embedding: torch.Tensor) -> torch.Tensor:
+        if model.num_neighbors == 1:
+            return patch_scores.amax(1)
+        batch, patches = patch_scores.shape
+        highest = patch_scores.argmax(dim=1)
+        features = embedding.reshape(batch, patches, -1)[torch.arange(batch), highest]
+        nearest = partial_distances(features).argmin(dim=1)
+        return original_score(patch_scores, nearest[:, None].expand(batch, patches), embedding)
 
     model.nearest_neighbors = nearest_neighbors
+    model.compute_anomaly_score = compute_anomaly_score
     return True
 
 
@@ -367,7 +387,7 @@ def store_initializers_fp16(proto: onnx.ModelProto) -> int:
             kept.append(tensor)
             continue
         half = numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float16),
-                                       f'{tensor.name}__fp16')
+                                       f'{tensor.name}{FP16_SUFFIX}')
         kept.append(half)
         casts.append(helper.make_node('Cast', [half.name], [tensor.name], to=TensorProto.FLOAT,
                                       name=f'{tensor.name}__cast'))
@@ -377,38 +397,3 @@ def store_initializers_fp16(proto: onnx.ModelProto) -> int:
     del graph.node[:]
     graph.node.extend(nodes)
     return len(casts)
-
-
-def quantize_int8(source: str | Path, target: str | Path,
-                  calibration_images: Sequence[np.ndarray]) -> Path:
-    """Quantise the convolutions of an exported model to int8 (static, per channel)."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
-
-    source, target = Path(source), Path(target)
-    proto = onnx.load(str(source), load_external_data=False)
-    metadata = get_metadata(proto)
-    spec = get_backbone(metadata['backbone'])
-    size = tuple(metadata['input_size'])
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.items = iter(
-                {INPUT_NAME: to_model_input([image], size, spec.mean, spec.std)}
-                for image in calibration_images)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self.items, None)
-
-    if 'spectral' in metadata:
-        raise ValueError('int8 re-calibration of a fused model is not supported')
-    with atomic_output(target) as temporary:
-        quantize_static(str(source), str(temporary), Reader(), quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=['Conv'], per_channel=True)
-        quantized = onnx.load(str(temporary))
-        metadata['model_id'] = f'{metadata["model_id"]}-int8'
-        metadata['export'] = {**metadata.get('export', {}), 'int8': 'static QDQ, Conv only',
-                              'int8_calibration_images': len(calibration_images)}
-        set_metadata(quantized, metadata)
-        onnx.save(quantized, str(temporary))
-        recalibrate(temporary, calibration_images, metadata)
-    return target
