@@ -73,20 +73,42 @@ def _spectrum(rng: np.random.Generator, name: str, jitter: float = 0.03) -> np.n
 
 
 def _paint(cube: np.ndarray, weight: np.ndarray, spectrum: np.ndarray) -> None:
-    """Blend ``spectrum`` into ``cube`` with per-pixel ``weight`` in [0, 1]."""
-    w = np.clip(weight, 0.0, 1.0)[..., None]
-    cube *= 1.0 - w
-    cube += w * spectrum
+    """Blend ``spectrum`` into ``cube`` with per-pixel ``weight`` in [0, 1].
+
+    Only the bounding box of the non-zero weights is touched (outside it the blend is the
+    identity), so painting a small rock costs its size, not the window's.
+    """
+    w = np.clip(weight, 0.0, 1.0)
+    rows, cols = np.flatnonzero(w.any(axis=1)), np.flatnonzero(w.any(axis=0))
+    if rows.size == 0:
+        return
+    box = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    part = w[box][..., None]
+    cube[box] *= 1.0 - part
+    cube[box] += part * spectrum
 
 
 def _blob(rng: np.random.Generator, cy: float, cx: float, radius: float,
           roughness: float = 0.25) -> np.ndarray:
-    """Return a soft-edged irregular blob mask centred at (cy, cx)."""
-    angle = np.arctan2(_Y - cy, _X - cx)
-    wobble = sum(rng.normal(0, roughness / k) * np.cos(k * angle + rng.uniform(0, 6.3))
-                 for k in range(2, 6))
-    rr = np.hypot(_Y - cy, _X - cx) / (radius * (1.0 + wobble))
-    return np.clip((1.0 - rr) * radius, 0.0, 1.0)
+    """Return a soft-edged irregular blob mask centred at (cy, cx).
+
+    The mask is zero beyond ``radius * (1 + sum |wobble amplitudes|)`` from the centre, so it
+    is evaluated only in that box (the whole window when the wobble can fold the outline).
+    """
+    terms = [(rng.normal(0, roughness / k), k, rng.uniform(0, 6.3)) for k in range(2, 6)]
+    amplitude = sum(abs(term[0]) for term in terms)
+    box = np.s_[:, :]
+    if amplitude < 1.0:
+        reach = radius * (1.0 + amplitude) + 1.0
+        box = np.s_[max(0, int(cy - reach)):max(0, int(cy + reach) + 2),
+                    max(0, int(cx - reach)):max(0, int(cx + reach) + 2)]
+    y, x = _Y[box], _X[box]
+    angle = np.arctan2(y - cy, x - cx)
+    wobble = sum(a * np.cos(k * angle + phase) for a, k, phase in terms)
+    rr = np.hypot(y - cy, x - cx) / (radius * (1.0 + wobble))
+    mask = np.zeros((SIZE, SIZE))
+    mask[box] = np.clip((1.0 - rr) * radius, 0.0, 1.0)
+    return mask
 
 
 def _typical(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
