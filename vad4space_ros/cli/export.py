@@ -75,8 +75,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--int8', action='store_true',
                         help='static int8 quantisation of convolutions (needs --calibration-dir)')
     parser.add_argument('--int8-search', action='store_true',
-                        help='PatchCore: nearest-neighbour search in int8, ~1.7x faster tiles '
-                             '(needs --calibration-dir)')
+                        help='PatchCore: nearest-neighbour search in int8, ~1.8x faster '
+                             'tiled frames (needs --calibration-dir)')
     parser.add_argument('--calibration-dir',
                         help='held-out normal images to recalibrate the threshold')
     parser.add_argument('--check-dir', help='images to compare exported and torch scores on')
