@@ -32,7 +32,8 @@ Steps, each skipped when its output exists (so an interrupted run resumes)::
 3. ``full_frames.mars_accuracy`` on terrain frames, once per stride; each run's summary is
    written to ``work/<model>_stride<N>.json`` as soon as it is done and added to ``--output``
    (``--model M`` skips steps 1-2 and scores with M, for example a model fitted on generated
-   tiles; the same seed gives the same frames, so runs compare frame by frame).
+   tiles, described by ``--about``; the same seed gives the same frames, so runs compare frame
+   by frame).
 
 This is a benchmark, not a test: it takes about an hour on 2 cores.
 """
@@ -99,6 +100,7 @@ def main() -> int:
     parser.add_argument('--model', type=Path,
                         help='score with this model (for example one fitted on generated '
                              'tiles) instead of fitting one on terrain tiles')
+    parser.add_argument('--about', help='what --model is, kept with its runs in the results')
     args = parser.parse_args()
     if args.model:
         model = args.model
@@ -108,8 +110,8 @@ def main() -> int:
         model = fitted_model(args.work, args.method, args.input_size)
     results = json.loads(args.output.read_text()) if args.output.is_file() else {}
     results['note'] = ('SYNTHETIC continuous terrain frames (synthetic_mars.render_terrain); '
-                       'runs with fitted_on_terrain_tiles fit on tiles cut from other normal '
-                       'terrain frames')
+                       'runs with fitted_here fit their model on tiles cut from other normal '
+                       'terrain frames; the others say in "about" what their model is')
     for stride in args.strides:
         name = f'{model.stem}_stride{stride}'
         done = args.work / f'{name}.json'
@@ -118,9 +120,9 @@ def main() -> int:
                                     args.batch, args.seed + 2, stride=stride, terrain=True)
             done.write_text(json.dumps(summary, indent=1))
         results.setdefault('runs', {})[name] = {
-            'fitted_on_terrain_tiles': args.model is None,
-            **({} if args.model else {'train_tiles': args.train_tiles,
-                                      'calibration_tiles': args.calibration_tiles}),
+            'fitted_here': args.model is None,
+            **({'about': args.about} if args.model else {
+                'train_tiles': args.train_tiles, 'calibration_tiles': args.calibration_tiles}),
             **json.loads(done.read_text())}
     args.output.write_text(json.dumps(results, indent=1) + '\n')
     log(f'wrote {args.output}')
