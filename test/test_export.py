@@ -34,9 +34,10 @@ from vad4space_ros.deploy.artifact import ArtifactError, METADATA_KEY
 from vad4space_ros.deploy.loading import load_model
 from vad4space_ros.deploy.onnx_detector import OnnxDetector
 from vad4space_ros.models.export import export_onnx, ExportOptions
-from vad4space_ros.models.export import rebuild_module, reduce_padim_features
+from vad4space_ros.models.export import rebuild_module
 from vad4space_ros.models.export import separable_gaussian_blur, SeparableMapResize
 from vad4space_ros.models.quantize import quantize_int8, quantize_search_int8
+from vad4space_ros.models.reduction import reduce_padim_features
 from vad4space_ros.models.torch_detector import TorchDetector
 
 ONNX_WEIGHTS = (Path(__file__).resolve().parents[2] / 'shared' / 'data'
@@ -198,6 +199,34 @@ def test_int8_quantised_export_loads_and_ranks_like_torch(fitted: dict, exported
     assert ranks > 0.8
 
 
+def test_bank_entries_equal_fitting_a_smaller_coreset(fitted: dict, chips: dict,
+                                                      tmp_path: Path) -> None:
+    from vad4space_ros.training.fitting import fit_detector, FitConfig
+
+    def fit(ratio: float) -> TorchDetector:
+        return fit_detector(chips['train'], FitConfig(
+            method='patchcore', backbone=fitted['patchcore'].metadata['backbone'],
+            input_size=(SIZE, SIZE), progress=False,
+            method_options={'coreset_sampling_ratio': ratio}))
+
+    large, small = fit(0.1), fit(0.04)
+    count = small.model.memory_bank.shape[0]
+    assert count < large.model.memory_bank.shape[0]
+    assert torch.equal(large.model.memory_bank[:count], small.model.memory_bank)
+    options = ExportOptions(bank_entries=count)
+    with pytest.raises(ValueError, match='calibration'):
+        export_onnx(large, tmp_path / 'bad.onnx', options)
+    path = export_onnx(large, tmp_path / 'small.onnx', options, chips['calibration'])
+    detector = load_model(path)
+    assert detector.model_id == f'{large.model_id}-b{count}'
+    assert np.allclose(detector.raw_scores(chips['test']), small.raw_scores(chips['test']),
+                       rtol=1e-4)
+    normal = detector.raw_scores(chips['calibration'])
+    assert detector.calibration.center == pytest.approx(float(np.median(normal)), rel=1e-5)
+    with pytest.raises(ValueError, match='PatchCore models only'):
+        export_onnx(fitted['padim'], tmp_path / 'padim.onnx', options, chips['calibration'])
+
+
 def test_int8_search_quantises_the_bank_product_and_refits_the_threshold(
         fitted: dict, exported: dict, chips: dict, tmp_path: Path) -> None:
     assert fitted['patchcore'].model.num_neighbors > 1   # the score's reweighting is exported
@@ -277,6 +306,10 @@ def test_export_cli_int8_search_needs_and_uses_calibration_images(
                      '--calibration-dir', str(lunar_chips / 'val' / 'none')])
     assert code == 0
     assert load_model(output).model_id.endswith('-int8search')
+    code = cli_main(['export', '--model', str(source), '--output', str(output), '--bank-entries',
+                     '5', '--calibration-dir', str(lunar_chips / 'val' / 'none')])
+    assert code == 0
+    assert load_model(output).model_id == f'{fitted["patchcore"].model_id}-b5'
 
 
 @pytest.mark.slow

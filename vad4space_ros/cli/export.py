@@ -30,15 +30,17 @@ def run_export(args: argparse.Namespace) -> int:
     from vad4space_ros.models.quantize import quantize_int8, quantize_search_int8
     from vad4space_ros.models.torch_detector import load_artifact
 
-    needs_calibration = args.padim_features is not None or args.int8 or args.int8_search
+    needs_calibration = (args.padim_features is not None or args.bank_entries is not None
+                         or args.int8 or args.int8_search)
     if needs_calibration and not args.calibration_dir:
-        raise ValueError('--padim-features, --int8 and --int8-search need --calibration-dir '
-                         '(normal images)')
+        raise ValueError('--padim-features, --bank-entries, --int8 and --int8-search need '
+                         '--calibration-dir (normal images)')
     calibration = ([load_rgb(p) for p in image_files(args.calibration_dir)]
                    if args.calibration_dir else None)
     detector = load_artifact(args.model)
     options = ExportOptions(dynamic_batch=not args.fixed_batch, weights_fp16=args.fp16,
-                            padim_features=args.padim_features, seed=args.seed)
+                            padim_features=args.padim_features,
+                            bank_entries=args.bank_entries, seed=args.seed)
     output = Path(args.output)
     path = export_onnx(detector, output, options, calibration)
     if args.int8:
@@ -72,6 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='store large weights as float16 (computed in float32)')
     parser.add_argument('--padim-features', type=int,
                         help='PaDiM: keep this many random channels (needs --calibration-dir)')
+    parser.add_argument('--bank-entries', type=int,
+                        help='PatchCore: keep the first N memory-bank entries, the coreset of '
+                             'a smaller ratio (needs --calibration-dir)')
     parser.add_argument('--int8', action='store_true',
                         help='static int8 quantisation of convolutions (needs --calibration-dir)')
     parser.add_argument('--int8-search', action='store_true',

@@ -43,10 +43,10 @@ Footprint options (all measured in the latency/accuracy benchmarks; none is on b
   runtime unpacks them once at load (lossless up to float rounding; always on for PaDiM).
 - ``weights_fp16``: large float initializers are stored as float16 and cast back to float32 in
   the graph (ONNX Runtime folds the cast at load, so arithmetic stays float32).
-- ``padim_features``: keep a random subset of PaDiM's channels. The covariance of a channel
-  subset is the submatrix of the full (regularised) covariance, so this equals fitting PaDiM
-  with ``n_features`` set to that size, with the same random selection rule; the threshold is
-  then recalibrated on held-out normal images (required).
+- ``padim_features`` / ``bank_entries``: keep a random subset of PaDiM's channels, or the first
+  entries of PatchCore's memory bank; each equals fitting with the smaller setting
+  (:mod:`.reduction`), and the threshold is then recalibrated on held-out normal images
+  (required).
 - int8 quantisation of an exported file (ONNX Runtime only) is in :mod:`.quantize`.
 """
 from __future__ import annotations
@@ -74,6 +74,7 @@ from vad4space_ros.deploy.loading import load_onnx
 from vad4space_ros.deploy.spectral import FusedDetector
 from vad4space_ros.models.backbones import backbone_weights, get_backbone
 from vad4space_ros.models.methods import build_method
+from vad4space_ros.models.reduction import reduce_model
 from vad4space_ros.models.torch_detector import (
     detached_state, feature_backbone, load_artifact, TorchDetector)
 
@@ -87,11 +88,12 @@ FP16_MIN_ELEMENTS = 1024
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """How to export: batch axis, storage precision and PaDiM channel reduction."""
+    """How to export: batch axis, storage precision, fewer PaDiM channels or bank entries."""
 
     dynamic_batch: bool = True
     weights_fp16: bool = False
     padim_features: int | None = None
+    bank_entries: int | None = None
     seed: int = 0
 
 
@@ -259,38 +261,25 @@ def rebuild_module(detector: TorchDetector) -> nn.Module:
     return module.eval()
 
 
-def reduce_padim_features(model: nn.Module, count: int, seed: int) -> list[int]:
-    """Keep ``count`` random PaDiM channels in place; return the kept positions (sorted)."""
-    channels = model.gaussian.mean.shape[0]
-    if not 0 < count <= channels:
-        raise ValueError(f'padim_features must be in 1..{channels}, got {count}')
-    generator = torch.Generator().manual_seed(seed)
-    keep = torch.sort(torch.randperm(channels, generator=generator)[:count]).values
-    covariance = torch.linalg.inv(model.gaussian.inv_covariance.double())
-    subset = covariance[:, keep][:, :, keep]
-    model.gaussian.inv_covariance = torch.linalg.inv(subset).float()
-    model.gaussian.mean = model.gaussian.mean[keep].clone()
-    model.idx = model.idx[keep].clone()
-    return keep.tolist()
-
-
 def export_onnx(detector: TorchDetector | FusedDetector, path: str | Path,
                 options: ExportOptions = ExportOptions(),
                 calibration_images: Sequence[np.ndarray] | None = None) -> Path:
     """Write ``detector`` as an ONNX file with its metadata; return the path.
 
     ``calibration_images`` (held-out normal RGB images) are required when the export changes
-    the scores (``padim_features``): the threshold is then refitted on the exported model.
+    the scores (``padim_features``, ``bank_entries``; see :mod:`.reduction`): the threshold is
+    then refitted on the exported model.
     A fused 6-band model exports its RGB branch's graph; the RX statistics (6 means, 6x6
     inverse covariance) go into the metadata's ``spectral`` section, so the one file is the
     whole fused detector.
     """
     path = Path(path)
     metadata = json.loads(json.dumps(detector.metadata))
+    reduces = options.padim_features is not None or options.bank_entries is not None
     if isinstance(detector, FusedDetector):
-        if options.padim_features is not None:
-            raise ValueError('padim_features cannot re-calibrate a fused model: export it '
-                             'without, or export the RGB model alone')
+        if reduces:
+            raise ValueError('padim_features and bank_entries cannot re-calibrate a fused '
+                             'model: export it without, or export the RGB model alone')
         metadata['spectral'].update({name: values.tolist() for name, values
                                      in detector.spectral.statistics().items()})
         detector = detector.rgb
@@ -299,12 +288,11 @@ def export_onnx(detector: TorchDetector | FusedDetector, path: str | Path,
                                    'source_model_id': detector.model_id,
                                    'torch_version': torch.__version__,
                                    'onnx_version': onnx.__version__, 'opset': OPSET}
-    if options.padim_features is not None:
-        if metadata['method'] != 'padim':
-            raise ValueError('padim_features applies to PaDiM models only')
-        if not calibration_images:
-            raise ValueError('padim_features changes the scores: give calibration images')
-        reduce_padim_features(model, options.padim_features, options.seed)
+    if reduces and not calibration_images:
+        raise ValueError('padim_features and bank_entries change the scores: give calibration '
+                         'images')
+    suffix = reduce_model(model, metadata['method'], options.padim_features,
+                          options.bank_entries, options.seed)
     if metadata['method'] == 'padim':
         model.gaussian = PackedGaussian(model.gaussian.mean, model.gaussian.inv_covariance)
     install_separable_map_resize(model, tuple(metadata['input_size']))
@@ -323,13 +311,12 @@ def export_onnx(detector: TorchDetector | FusedDetector, path: str | Path,
         proto = onnx.load(str(temporary))
         if options.weights_fp16:
             store_initializers_fp16(proto)
-        changed_scores = options.padim_features is not None
-        if changed_scores:
-            metadata['model_id'] = f'{detector.model_id}-f{options.padim_features}'
+        if suffix:
+            metadata['model_id'] = f'{detector.model_id}{suffix}'
         metadata['export'] = export_info
         set_metadata(proto, metadata)
         onnx.save(proto, str(temporary))
-        if changed_scores:
+        if suffix:
             recalibrate(temporary, calibration_images, metadata)
     return path
 
