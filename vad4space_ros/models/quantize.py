@@ -28,7 +28,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from vad4space_ros.atomic_files import atomic_output
 from vad4space_ros.deploy.preprocess import to_model_input
@@ -96,14 +95,13 @@ def quantize_search_int8(source: str | Path, target: str | Path,
     if metadata['method'] != 'patchcore':
         raise ValueError(f'int8 search applies to PatchCore only, not {metadata["method"]}')
     product = bank_product(proto)
-    bank = numpy_helper.to_array(
-        next(t for t in proto.graph.initializer if t.name == product.input[1]))
+    dims, entries = next(t.dims for t in proto.graph.initializer if t.name == product.input[1])
     with atomic_output(target) as temporary:
         quantize_dynamic(str(source), str(temporary), nodes_to_quantize=[product.name],
                          op_types_to_quantize=['MatMul'], weight_type=QuantType.QInt8,
                          per_channel=True)
         _finish(temporary, metadata, '-int8search', {
-            'int8_search': f'dynamic, {bank.shape[1]} bank entries x {bank.shape[0]} dims'})
+            'int8_search': f'dynamic, {entries} bank entries x {dims} dims'})
         recalibrate(temporary, calibration_images, metadata)
     return target
 
