@@ -61,6 +61,10 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--robust', choices=('mad', 'fraction'),
                         help='screen the training set for contamination first and drop the '
                              'most atypical images by this rule (see training/robust.py)')
+    parser.add_argument('--decorrelation-stretch', action='store_true',
+                        help='fit a colour decorrelation stretch on the training pixels and '
+                             'apply it before the backbone (brings out colour differences; '
+                             'colour images only, see training/colour_stretch.py)')
     parser.add_argument('--profile', choices=('default', 'edge'), default='default',
                         help="'edge': the onboard options of models/methods.py EDGE_OPTIONS "
                              '(compact PaDiM, 1%% PatchCore coreset)')
@@ -93,6 +97,7 @@ def fit_config(args: argparse.Namespace):
                      batch_size=args.batch_size, false_alarm_rate=args.false_alarm_rate,
                      seed=args.seed, time_budget=args.time_budget,
                      robust=RobustConfig(rule=args.robust) if args.robust else None,
+                     decorrelation_stretch=args.decorrelation_stretch,
                      method_options=method_options(args.method, args.profile,
                                                    args.method_option))
 

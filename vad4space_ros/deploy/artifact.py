@@ -27,6 +27,7 @@ from typing import Any
 
 from vad4space_ros.catalog import BACKBONE_NAMES, METHOD_NAMES
 from vad4space_ros.deploy.calibration import Calibration
+from vad4space_ros.deploy.preprocess import DecorrelationStretch
 
 ARTIFACT_FORMAT = 'vad4space-model/1'
 EXPORT_FORMAT = 'vad4space-onnx/1'
@@ -63,6 +64,7 @@ def parse_metadata(path: Path, header: dict[str, str]) -> dict[str, Any]:
         if not all(len(normalisation[key]) == 3 for key in ('mean', 'std')):
             raise ValueError('mean and std need 3 values')
         [float(value) for key in ('mean', 'std') for value in normalisation[key]]
+        DecorrelationStretch.from_normalisation(normalisation)
         calibration = Calibration(**metadata['calibration'])
     except (KeyError, TypeError, ValueError) as error:
         raise ArtifactError(f'{path}: bad normalisation or calibration: {error}') from None

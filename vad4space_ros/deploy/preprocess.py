@@ -14,15 +14,19 @@
 
 """Image preparation shared by fitting and inference: RGB uint8 in, normalised arrays out.
 
-NumPy and Pillow only. Resizing an image to the model input uses Pillow's bilinear filter on
-float32 planes, which is antialiased when shrinking (a triangle filter over the source pixels,
-the filter torch's ``interpolate(..., antialias=True)`` reproduces). Anomaly maps are brought
-to the image size with OpenCV's bilinear interpolation (pixel centres aligned, like torch's
+NumPy and Pillow only. A model fitted with a decorrelation stretch (``DecorrelationStretch``,
+the colour enhancement planetary imaging teams use to bring out subtle colour differences)
+applies it to the [0, 1] pixels first, in fitting and inference alike. Resizing an image to
+the model input uses Pillow's bilinear filter on float32 planes, which is antialiased when
+shrinking (a triangle filter over the source pixels, the filter torch's
+``interpolate(..., antialias=True)`` reproduces). Anomaly maps are brought to the image size
+with OpenCV's bilinear interpolation (pixel centres aligned, like torch's
 ``align_corners=False``).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -45,6 +49,49 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     return array
 
 
+@dataclass(frozen=True)
+class DecorrelationStretch:
+    """Per-pixel colour transform ``clip(matrix @ (rgb - mean) + mean, 0, 1)`` on [0, 1] RGB.
+
+    Fitted on normal training pixels (``training/colour_stretch.py``), it equalises the
+    variance along the pixels' principal colour axes, so chroma differences that brightness
+    dwarfs reach the backbone amplified. Stored in the model metadata under
+    ``normalisation.decorrelation_stretch``.
+    """
+
+    mean: tuple[float, float, float]
+    matrix: tuple[tuple[float, float, float], ...]
+
+    METADATA_KEY = 'decorrelation_stretch'
+
+    @classmethod
+    def from_normalisation(cls, normalisation: Mapping[str, Any]) -> 'DecorrelationStretch | None':
+        """Read the stretch of a model's ``normalisation`` metadata (None when it has none).
+
+        Raises ValueError when the entry is not a 3-vector and a finite 3x3 matrix.
+        """
+        entry = normalisation.get(cls.METADATA_KEY)
+        if entry is None:
+            return None
+        mean = np.asarray(entry['mean'], np.float64)
+        matrix = np.asarray(entry['matrix'], np.float64)
+        if mean.shape != (3,) or matrix.shape != (3, 3) or not (
+                np.isfinite(mean).all() and np.isfinite(matrix).all()):
+            raise ValueError('decorrelation_stretch needs a 3-value mean and a finite 3x3 matrix')
+        return cls(tuple(mean.tolist()), tuple(tuple(row) for row in matrix.tolist()))
+
+    def to_metadata(self) -> dict[str, list]:
+        """Return the JSON-ready metadata entry."""
+        return {'mean': list(self.mean), 'matrix': [list(row) for row in self.matrix]}
+
+    def apply(self, planes: np.ndarray) -> np.ndarray:
+        """Stretch 3xHxW float32 planes in [0, 1]; return new planes, clipped to [0, 1]."""
+        mean = np.asarray(self.mean, np.float32).reshape(3, 1, 1)
+        matrix = np.asarray(self.matrix, np.float32)
+        stretched = np.tensordot(matrix, planes - mean, axes=1) + mean
+        return np.clip(stretched, 0.0, 1.0, out=stretched)
+
+
 def resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize one float32 HxW plane to ``size`` (height, width) with antialiased bilinear."""
     height, width = size
@@ -54,13 +101,19 @@ def resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def to_model_input(images: Sequence[np.ndarray], input_size: tuple[int, int],
-                   mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """Stack RGB uint8 images into a resized, mean/std-normalised Bx3xHxW float32 array."""
+                   mean: Sequence[float], std: Sequence[float],
+                   stretch: DecorrelationStretch | None = None) -> np.ndarray:
+    """Stack RGB uint8 images into a resized, mean/std-normalised Bx3xHxW float32 array.
+
+    ``stretch`` (when given) is applied to each image's [0, 1] pixels before resizing.
+    """
     size = tuple(input_size)
     batch = np.empty((len(images), 3, *size), np.float32)
     for index, image in enumerate(images):
         planes = as_rgb(image).transpose(2, 0, 1).astype(np.float32)
         planes /= np.float32(255.0)
+        if stretch is not None:
+            planes = stretch.apply(planes)
         if planes.shape[1:] != size:
             planes = np.stack([resize_plane(plane, size) for plane in planes])
         batch[index] = planes

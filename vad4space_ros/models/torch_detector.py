@@ -38,9 +38,11 @@ from vad4space_ros.deploy.artifact import (
     ARTIFACT_FORMAT, ArtifactError, METADATA_KEY, parse_metadata)
 from vad4space_ros.deploy.calibration import Calibration
 from vad4space_ros.deploy.detector import Detector, Outputs
+from vad4space_ros.deploy.preprocess import DecorrelationStretch
 from vad4space_ros.deploy.spectral import (
     fused_from_metadata, FusedDetector, rgb_branch_metadata, SPECTRAL_PREFIX)
-from vad4space_ros.models.backbones import backbone_weights, get_backbone, state_fingerprint
+from vad4space_ros.models.backbones import (
+    backbone_weights, BackboneSpec, get_backbone, state_fingerprint)
 from vad4space_ros.models.methods import build_method
 
 
@@ -129,9 +131,18 @@ def feature_backbone(model: nn.Module) -> nn.Module:
     raise ValueError(f'{type(model).__name__} has no timm feature extractor')
 
 
+def normalisation_metadata(spec: BackboneSpec,
+                           stretch: DecorrelationStretch | None) -> dict[str, Any]:
+    """Return the ``normalisation`` metadata: the backbone's mean/std and any colour stretch."""
+    normalisation: dict[str, Any] = {'mean': list(spec.mean), 'std': list(spec.std)}
+    if stretch is not None:
+        normalisation[DecorrelationStretch.METADATA_KEY] = stretch.to_metadata()
+    return normalisation
+
+
 def build_metadata(method: str, backbone: str, weights: str, weights_fingerprint: str,
-                   input_size: tuple[int, int], calibration: Calibration,
-                   model: nn.Module, extra: dict[str, Any]) -> dict[str, Any]:
+                   input_size: tuple[int, int], calibration: Calibration, model: nn.Module,
+                   stretch: DecorrelationStretch | None, extra: dict[str, Any]) -> dict[str, Any]:
     """Assemble the model-file metadata for a freshly fitted model."""
     import anomalib
     digest = state_fingerprint(model.state_dict())[:10]
@@ -143,7 +154,7 @@ def build_metadata(method: str, backbone: str, weights: str, weights_fingerprint
         'weights': weights,
         'weights_fingerprint': weights_fingerprint,
         'input_size': list(input_size),
-        'normalisation': {'mean': list(spec.mean), 'std': list(spec.std)},
+        'normalisation': normalisation_metadata(spec, stretch),
         'calibration': calibration.to_dict(),
         'model_id': f'{method}-{backbone}-{digest}',
         'anomalib_version': anomalib.__version__,

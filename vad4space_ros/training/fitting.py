@@ -29,12 +29,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from vad4space_ros.data.samples import load_rgb
 from vad4space_ros.deploy.calibration import Calibration
-from vad4space_ros.deploy.preprocess import to_model_input
+from vad4space_ros.deploy.preprocess import DecorrelationStretch, to_model_input
 from vad4space_ros.models.backbones import backbone_weights, get_backbone, load_backbone_state
 from vad4space_ros.models.backbones import BackboneSpec, state_fingerprint
 from vad4space_ros.models.methods import build_method, get_method
-from vad4space_ros.models.torch_detector import build_metadata, detached_state, TorchDetector
+from vad4space_ros.models.torch_detector import (
+    build_metadata, detached_state, normalisation_metadata, TorchDetector)
 from vad4space_ros.training.budget import FitClock
+from vad4space_ros.training.colour_stretch import fit_decorrelation_stretch
 from vad4space_ros.training.robust import robust_training_set, RobustConfig
 
 ImageSource = str | Path | np.ndarray
@@ -58,17 +60,20 @@ class FitConfig:
     robust: RobustConfig | None = None
     method_options: dict[str, Any] = field(default_factory=dict)
     time_budget: float | None = None  # seconds; trainable methods stop early (budget.py)
+    decorrelation_stretch: bool = False  # fit one on the training pixels (colour_stretch.py)
 
 
 class ImageListDataset(Dataset):
     """Images (paths or arrays) as anomalib ``ImageItem``s, resized and normalised."""
 
     def __init__(self, sources: Sequence[ImageSource], input_size: tuple[int, int],
-                 spec: BackboneSpec, loader: Callable[[Path], np.ndarray] = load_rgb) -> None:
+                 spec: BackboneSpec, loader: Callable[[Path], np.ndarray] = load_rgb,
+                 stretch: DecorrelationStretch | None = None) -> None:
         self.sources = list(sources)
         self.input_size = input_size
         self.spec = spec
         self.loader = loader
+        self.stretch = stretch
 
     def __len__(self) -> int:
         """Return the number of images."""
@@ -82,7 +87,7 @@ class ImageListDataset(Dataset):
     def __getitem__(self, index: int) -> ImageItem:
         """Return item ``index`` (label 0: training data is treated as normal)."""
         image = torch.from_numpy(to_model_input([self.load(index)], self.input_size,
-                                                self.spec.mean, self.spec.std)[0])
+                                                self.spec.mean, self.spec.std, self.stretch)[0])
         return ImageItem(image=image, gt_label=torch.tensor(0),
                          image_path=str(self.sources[index])[:200])
 
@@ -124,17 +129,22 @@ def fit_detector(train: Sequence[ImageSource], config: FitConfig,
     spec = get_backbone(config.backbone)
     if calibration is None:
         train, calibration = split_calibration(train, config.calibration_fraction, config.seed)
+    stretch = None
+    if config.decorrelation_stretch:  # first: grey images fail before any backbone work
+        images = ImageListDataset(train, tuple(config.input_size), spec, loader)
+        stretch = fit_decorrelation_stretch(
+            (images.load(i) for i in range(len(images))), len(images), config.seed)
     lightning.seed_everything(config.seed, verbose=False)
     backbone_state = load_backbone_state(spec, config.weights)
     with backbone_weights(backbone_state):
         module = build_method(method.name, spec, tuple(config.input_size),
                               config.method_options)
-    dataset = ImageListDataset(train, tuple(config.input_size), spec, loader)
+    dataset = ImageListDataset(train, tuple(config.input_size), spec, loader, stretch)
     screening = {}
     if config.robust is not None:  # drop atypical (likely contaminating) images, see robust.py
         train, report = robust_training_set(train, config, spec, backbone_state, dataset.load,
                                             fit_detector)
-        dataset = ImageListDataset(train, tuple(config.input_size), spec, loader)
+        dataset = ImageListDataset(train, tuple(config.input_size), spec, loader, stretch)
         screening = {'robust': report.to_metadata()}
     epochs = config.epochs or method.default_epochs
     clock = FitClock(method.name, config.time_budget,
@@ -152,7 +162,7 @@ def fit_detector(train: Sequence[ImageSource], config: FitConfig,
     options = method.resolve_options(config.method_options)
     base = {'method': method.name, 'backbone': spec.name, 'input_size': list(config.input_size),
             'method_options': options,
-            'normalisation': {'mean': list(spec.mean), 'std': list(spec.std)}}
+            'normalisation': normalisation_metadata(spec, stretch)}
     detector = TorchDetector.from_state(base, detached_state(module.model))
     calibration_images = ImageListDataset(calibration, tuple(config.input_size), spec, loader)
     normal_scores = detector.raw_scores(
@@ -162,8 +172,8 @@ def fit_detector(train: Sequence[ImageSource], config: FitConfig,
         method.name, spec.name, config.weights, state_fingerprint(backbone_state),
         tuple(config.input_size), Calibration.from_normal_scores(normal_scores,
                                                                  config.false_alarm_rate),
-        detector.model, {'epochs': epochs, 'train_count': len(train), 'method_options': options,
-                         'train_image_size': list(dataset.load(0).shape[:2]),
-                         'fit_time': clock.record(), **screening,
-                         **config.extra_metadata})
+        detector.model, stretch,
+        {'epochs': epochs, 'train_count': len(train), 'method_options': options,
+         'train_image_size': list(dataset.load(0).shape[:2]), 'fit_time': clock.record(),
+         **screening, **config.extra_metadata})
     return detector
