@@ -143,7 +143,7 @@ def fit_detector(train: Sequence[ImageSource], config: FitConfig,
     screening = {}
     if config.robust is not None:  # drop atypical (likely contaminating) images, see robust.py
         train, report = robust_training_set(train, config, spec, backbone_state, dataset.load,
-                                            fit_detector)
+                                            fit_detector, stretch)
         dataset = ImageListDataset(train, tuple(config.input_size), spec, loader, stretch)
         screening = {'robust': report.to_metadata()}
     epochs = config.epochs or method.default_epochs

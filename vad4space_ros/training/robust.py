@@ -63,7 +63,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from vad4space_ros.deploy.preprocess import to_model_input
+from vad4space_ros.deploy.preprocess import DecorrelationStretch, to_model_input
 from vad4space_ros.models.backbones import backbone_weights, BackboneSpec
 
 LOGGER = logging.getLogger(__name__)
@@ -166,7 +166,8 @@ def select_outliers(scores: np.ndarray, config: RobustConfig) -> tuple[list[int]
 def patch_features(images: Sequence[np.ndarray], spec: BackboneSpec,
                    backbone_state: dict[str, torch.Tensor] | None,
                    input_size: tuple[int, int], batch_size: int = 16,
-                   progress: bool = False) -> torch.Tensor:
+                   progress: bool = False,
+                   stretch: DecorrelationStretch | None = None) -> torch.Tensor:
     """Return PatchCore-style patch features, B x P x C, on the backbone's stride-16 grid."""
     from anomalib.models.components import TimmFeatureExtractor
     with backbone_weights(backbone_state):
@@ -177,7 +178,7 @@ def patch_features(images: Sequence[np.ndarray], spec: BackboneSpec,
     with torch.inference_mode():
         for start in tqdm(batches, desc='screening features', disable=not progress):
             batch = torch.tensor(to_model_input(images[start:start + batch_size],
-                                                input_size, spec.mean, spec.std))
+                                                input_size, spec.mean, spec.std, stretch))
             levels = list(extractor(batch).values())
             grid = levels[-1].shape[-2:]
             pooled = [F.adaptive_avg_pool2d(F.avg_pool2d(level, 3, 1, 1), grid)
@@ -231,14 +232,19 @@ def out_of_fold_scores(images: Sequence[np.ndarray], config: Any, folds: int,
 
 def screen_training_set(images: Sequence[np.ndarray], config: Any, spec: BackboneSpec,
                         backbone_state: dict[str, torch.Tensor] | None,
-                        robust: RobustConfig, fit: FitFunction) -> ScreeningReport:
-    """Score the training images (see the module docstring) and pick the ones to drop."""
+                        robust: RobustConfig, fit: FitFunction,
+                        stretch: DecorrelationStretch | None = None) -> ScreeningReport:
+    """Score the training images (see the module docstring) and pick the ones to drop.
+
+    ``stretch``: the colour stretch the fitted model will apply (features screen only; the
+    ``method`` screen's fits fit their own).
+    """
     # fork_rng: screening must not shift the final fit's random draws (e.g. PatchCore's coreset
     # projection), so a screening that drops nothing gives exactly the plain fit.
     with torch.random.fork_rng():
         if robust.screen == 'features':
             features = patch_features(images, spec, backbone_state, tuple(config.input_size),
-                                      robust.batch_size, config.progress)
+                                      robust.batch_size, config.progress, stretch)
             scores = leave_one_out_scores(features, robust.neighbours)
         else:
             scores = out_of_fold_scores(images, config, robust.folds, fit)
@@ -252,15 +258,17 @@ def screen_training_set(images: Sequence[np.ndarray], config: Any, spec: Backbon
 
 def robust_training_set(train: Sequence[Any], config: Any, spec: BackboneSpec,
                         backbone_state: dict[str, torch.Tensor] | None,
-                        load: Callable[[int], np.ndarray],
-                        fit: FitFunction) -> tuple[list[Any], ScreeningReport]:
+                        load: Callable[[int], np.ndarray], fit: FitFunction,
+                        stretch: DecorrelationStretch | None = None
+                        ) -> tuple[list[Any], ScreeningReport]:
     """Return the kept training sources and the screening report (``load(i)`` reads image i).
 
     ``config`` is the :class:`~.fitting.FitConfig`; ``fit`` is ``fit_detector`` (for the
-    ``method`` screen).
+    ``method`` screen); ``stretch`` the colour stretch of the model being fitted.
     """
     images = [load(i) for i in range(len(train))]
-    report = screen_training_set(images, config, spec, backbone_state, config.robust, fit)
+    report = screen_training_set(images, config, spec, backbone_state, config.robust, fit,
+                                 stretch)
     dropped = set(report.dropped_indices)
     report.dropped_names = [_source_name(train[i]) for i in report.dropped_indices]
     return [source for i, source in enumerate(train) if i not in dropped], report
