@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+import json
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +77,6 @@ def test_grey_images_are_refused_with_a_clear_error() -> None:
                                    [1, 2, 3]])
 def test_a_malformed_stretch_in_a_model_file_is_refused(entry: object) -> None:
     """The metadata check catches a stretch that could not be applied."""
-    import json
     metadata = {'format': 'vad4space-model/1', 'method': 'padim', 'backbone': 'mobilenet_v2',
                 'input_size': [64, 64], 'model_id': 'x',
                 'normalisation': {'mean': [0.4] * 3, 'std': [0.2] * 3,

@@ -31,8 +31,7 @@ import numpy as np
 
 from vad4space_ros.deploy.artifact import ArtifactError
 from vad4space_ros.deploy.calibration import CALIBRATED_THRESHOLD, Calibration
-from vad4space_ros.deploy.preprocess import (
-    as_rgb, DecorrelationStretch, resize_map, to_model_input)
+from vad4space_ros.deploy.preprocess import as_rgb, model_input, resize_map
 
 Outputs = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -86,10 +85,7 @@ class Detector:
 
     def infer(self, images: Sequence[np.ndarray]) -> Outputs:
         """Return raw scores (B), maps at model resolution (BxHxW) and embeddings (BxD)."""
-        normalisation = self.metadata['normalisation']
-        scores, maps, embeddings = self.run(to_model_input(
-            images, self.input_size, normalisation['mean'], normalisation['std'],
-            DecorrelationStretch.from_normalisation(normalisation)))
+        scores, maps, embeddings = self.run(model_input(images, self.metadata))
         maps = np.asarray(maps, np.float32)
         return (np.asarray(scores, np.float32).reshape(-1),
                 maps[:, 0] if maps.ndim == 4 else maps, np.asarray(embeddings, np.float32))

@@ -122,6 +122,14 @@ def to_model_input(images: Sequence[np.ndarray], input_size: tuple[int, int],
     return batch
 
 
+def model_input(images: Sequence[np.ndarray], metadata: Mapping[str, Any]) -> np.ndarray:
+    """:func:`to_model_input` as a model file describes it: input size, mean/std, stretch."""
+    normalisation = metadata['normalisation']
+    return to_model_input(images, metadata['input_size'], normalisation['mean'],
+                          normalisation['std'],
+                          DecorrelationStretch.from_normalisation(normalisation))
+
+
 def resize_map(anomaly_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bring an HxW float map to ``size`` (height, width) with bilinear interpolation."""
     values = np.asarray(anomaly_map, np.float32)

@@ -30,7 +30,7 @@ import numpy as np
 import onnx
 
 from vad4space_ros.atomic_files import atomic_output
-from vad4space_ros.deploy.preprocess import DecorrelationStretch, to_model_input
+from vad4space_ros.deploy.preprocess import model_input
 from vad4space_ros.models.export import (
     FP16_SUFFIX, get_metadata, INPUT_NAME, recalibrate, set_metadata)
 
@@ -42,15 +42,11 @@ def quantize_int8(source: str | Path, target: str | Path,
 
     source, target = Path(source), Path(target)
     metadata = get_metadata(onnx.load(str(source), load_external_data=False))
-    normalisation = metadata['normalisation']
-    stretch = DecorrelationStretch.from_normalisation(normalisation)
-    size = tuple(metadata['input_size'])
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
             self.items = iter(
-                {INPUT_NAME: to_model_input([image], size, normalisation['mean'],
-                                            normalisation['std'], stretch)}
+                {INPUT_NAME: model_input([image], metadata)}
                 for image in calibration_images)
 
         def get_next(self) -> dict[str, np.ndarray] | None:

@@ -129,17 +129,16 @@ def fit_detector(train: Sequence[ImageSource], config: FitConfig,
     spec = get_backbone(config.backbone)
     if calibration is None:
         train, calibration = split_calibration(train, config.calibration_fraction, config.seed)
-    stretch = None
+    dataset = ImageListDataset(train, tuple(config.input_size), spec, loader)
     if config.decorrelation_stretch:  # first: grey images fail before any backbone work
-        images = ImageListDataset(train, tuple(config.input_size), spec, loader)
-        stretch = fit_decorrelation_stretch(
-            (images.load(i) for i in range(len(images))), len(images), config.seed)
+        dataset.stretch = fit_decorrelation_stretch(
+            map(dataset.load, range(len(dataset))), len(dataset), config.seed)
+    stretch = dataset.stretch
     lightning.seed_everything(config.seed, verbose=False)
     backbone_state = load_backbone_state(spec, config.weights)
     with backbone_weights(backbone_state):
         module = build_method(method.name, spec, tuple(config.input_size),
                               config.method_options)
-    dataset = ImageListDataset(train, tuple(config.input_size), spec, loader, stretch)
     screening = {}
     if config.robust is not None:  # drop atypical (likely contaminating) images, see robust.py
         train, report = robust_training_set(train, config, spec, backbone_state, dataset.load,
