@@ -62,6 +62,7 @@ from vad4space_ros.data.synthetic_frames import (
     ChipMosaic, mars_frame, mars_terrain_frame, mars_tile, RGB_VISIBLE_NOVELTIES)
 from vad4space_ros.data.synthetic_mars import NOVELTIES
 from vad4space_ros.deploy.frame_scoring import FrameScorer
+from vad4space_ros.deploy.image_encoding import MULTISPECTRAL_BANDS
 from vad4space_ros.deploy.loading import load_model
 from vad4space_ros.deploy.preprocess import as_rgb
 from vad4space_ros.deploy.spectral import as_bands, bands_to_rgb, FusedDetector
@@ -100,27 +101,29 @@ def mars_accuracy(model_path: Path, frames: int, extra_normal: int, pool_size: i
     random pixel position instead of a grid cell; ``shape`` is the frames' (height, width);
     ``terrain`` renders continuous terrain frames instead of tile mosaics (novelty anywhere).
 
-    A fused model gets 6-band frames with novelties of every class; its RGB branch is also
-    scored in tiles on the frames' RGB view (``rgb_branch``).
+    A 6-band fused model gets 6-band frames with novelties of every class, a colour fused model
+    the RGB frames a plain model gets; a fused model's RGB branch is also scored in tiles on the
+    frames' RGB view (``rgb_raw``, ``rgb_hit``).
     """
     detector = load_model(model_path)
     stride = stride or tile
     fused = isinstance(detector, FusedDetector)
-    classes = tuple(NOVELTIES) if fused else RGB_VISIBLE_NOVELTIES
+    multiband = fused and detector.bands == MULTISPECTRAL_BANDS
+    classes = tuple(NOVELTIES) if multiband else RGB_VISIBLE_NOVELTIES
     rng = np.random.default_rng(seed)
     log(f'rendering {pool_size} typical tiles for the frame pool' if pool_size else
         'every frame gets freshly rendered typical tiles')
-    pool = [mars_tile(rng, bands=fused) for _ in range(pool_size)] or None
+    pool = [mars_tile(rng, bands=multiband) for _ in range(pool_size)] or None
     whole = FrameScorer(detector, tiling=TileOptions(tile_size=0))
     rows = []
     total = frames + extra_normal
     for index in range(total):
         novel = (classes[int(rng.integers(len(classes)))]
                  if index < frames and index % 2 == 0 else None)
-        frame, box = (mars_terrain_frame(rng, *shape, novel, bands=fused) if terrain else
-                      mars_frame(rng, *shape, novel, pool, bands=fused, anywhere=anywhere))
+        frame, box = (mars_terrain_frame(rng, *shape, novel, bands=multiband) if terrain else
+                      mars_frame(rng, *shape, novel, pool, bands=multiband, anywhere=anywhere))
         start = time.perf_counter()
-        whole_scored = whole.score(frame, '8UC6' if fused else 'rgb8')
+        whole_scored = whole.score(frame, '8UC6' if multiband else 'rgb8')
         whole_s = time.perf_counter() - start
         peak = np.unravel_index(np.argmax(whole_scored.prediction.anomaly_map), shape)
         start = time.perf_counter()
@@ -184,7 +187,7 @@ def mars_accuracy(model_path: Path, frames: int, extra_normal: int, pool_size: i
             'seconds_per_frame': statistics.median(r['tiled_s'] for r in rows)},
         'per_class_hit': {name: rate([r['tiled_hit'] for r in novel_rows if r['novel'] == name])
                           for name in sorted({r['novel'] for r in novel_rows})},
-        'frame_bands': 6 if fused else 3,
+        'frame_bands': MULTISPECTRAL_BANDS if multiband else 3,
     }
     if fused:
         summary['rgb_branch'] = {
@@ -203,11 +206,14 @@ def speed(model_path: Path, tile: int, batch_sizes: list[int], seed: int) -> dic
     pool = [mars_tile(rng) for _ in range(64)]
     frame, _ = mars_frame(rng, *FRAME, None, pool)
     best_batch = max(batch_sizes)
-    score_tiled(detector, frame[:tile * 2], tile, tile, best_batch)   # warm-up
+    # a colour fused model takes the RGB frame as a band cube
+    tiled = functools.partial(
+        score_tiled, prepare=as_bands if isinstance(detector, FusedDetector) else as_rgb)
+    tiled(detector, frame[:tile * 2], tile, tile, best_batch)   # warm-up
     frame_seconds = []
     for _ in range(3):
         start = time.perf_counter()
-        _, tiles = score_tiled(detector, frame, tile, tile, best_batch)
+        _, tiles = tiled(detector, frame, tile, tile, best_batch)
         frame_seconds.append(time.perf_counter() - start)
         log(f'1600x1200 at {tile}-px tiles, batch {best_batch}: {frame_seconds[-1]:.2f} s')
     sample = [frame[y:y + tile, x:x + tile] for y in range(0, 8 * tile, tile)

@@ -24,8 +24,9 @@ import numpy as np
 def run_export(args: argparse.Namespace) -> int:
     """Export, optionally quantise, then compare the exported scores with torch."""
     from vad4space_ros.cli.fit import image_files
-    from vad4space_ros.data.samples import load_rgb
+    from vad4space_ros.data.samples import load_bands, load_rgb
     from vad4space_ros.deploy.loading import load_model
+    from vad4space_ros.deploy.spectral import FusedDetector
     from vad4space_ros.models.export import export_onnx, ExportOptions
     from vad4space_ros.models.quantize import quantize_int8, quantize_search_int8
     from vad4space_ros.models.torch_detector import load_artifact
@@ -35,9 +36,11 @@ def run_export(args: argparse.Namespace) -> int:
     if needs_calibration and not args.calibration_dir:
         raise ValueError('--padim-features, --bank-entries, --int8 and --int8-search need '
                          '--calibration-dir (normal images)')
-    calibration = ([load_rgb(p) for p in image_files(args.calibration_dir)]
-                   if args.calibration_dir else None)
     detector = load_artifact(args.model)
+    read = (load_bands if isinstance(detector, FusedDetector) and detector.bands != 3
+            else load_rgb)  # band cubes for a 6-band fused model's recalibration
+    calibration = ([read(p) for p in image_files(args.calibration_dir)]
+                   if args.calibration_dir else None)
     options = ExportOptions(dynamic_batch=not args.fixed_batch, weights_fp16=args.fp16,
                             padim_features=args.padim_features,
                             bank_entries=args.bank_entries, seed=args.seed)

@@ -109,7 +109,7 @@ def run_fit(args: argparse.Namespace) -> int:
     train = image_files(args.train_dir)
     calibration = image_files(args.calibration_dir) if args.calibration_dir else None
     print(f'fitting {args.method} on {len(train)} images from {args.train_dir}'
-          + (' with the 6-band spectral branch' if args.spectral_fusion else ''))
+          + (' with the spectral (RX) branch on their bands' if args.spectral_fusion else ''))
     fit = fit_fused_detector if args.spectral_fusion else fit_detector
     detector = fit(train, fit_config(args), calibration)
     path = detector.save(args.output)
@@ -139,9 +139,9 @@ def _checked_size(path: Path, max_pixels: int) -> None:
 
 
 def score_file(scorer, path: Path, threshold: float = CALIBRATED_THRESHOLD):
-    """Score one image file with a FrameScorer: 6-band ``.npy`` bands for fused models."""
+    """Score one image file with a FrameScorer: 6-band ``.npy`` bands for 6-band fused models."""
     from vad4space_ros.data.samples import load_bands
-    if scorer.is_fused_model:  # bands in [0, 1]; anything but 6 of them is refused
+    if scorer.is_fused_model and scorer.model.bands != 3:  # anything but 6 bands is refused
         bands = load_bands(path)
         return scorer.score(bands, f'32FC{bands.shape[2]}', threshold)
     return scorer.score(load_rgb(path), 'rgb8', threshold)
@@ -206,8 +206,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument('--fp16', action='store_true',
                      help='with --export: store large weights as float16 (half the file)')
     fit.add_argument('--spectral-fusion', action='store_true',
-                     help='also fit the per-pixel RX branch on all bands of 6-band .npy tiles '
-                          'and fuse it with the RGB score (see deploy/spectral.py)')
+                     help='also fit the per-pixel RX branch on all bands of the images (the '
+                          'six of 6-band .npy tiles, or R, G, B of colour images) and fuse it '
+                          'with the RGB score (see deploy/spectral.py)')
     add_fit_arguments(fit)
     fit.set_defaults(func=run_fit)
     score = subparsers.add_parser('score', help='score images with a fitted model')

@@ -19,9 +19,9 @@ over a frame's tiles and is only as good as the tile calibration's tail. With no
 hand, this command scores them in tiles, fits the threshold of their max-over-tiles scores at
 the false-alarm rate (empirical quantile) and writes a copy of the model whose metadata stores
 it for that tile side and tile count. The detector node, ``vad4space score`` and the strip node
-then use it for frames cut into that many tiles, and the derived one otherwise. A 6-band fused
-model takes 6-band ``.npy`` frames and stores the threshold of its fused score (used while
-``spectral_fusion`` is on; its RGB branch alone keeps the derived one).
+then use it for frames cut into that many tiles, and the derived one otherwise. A fused model
+(6-band ``.npy`` frames, or colour images for a colour fused model) stores the threshold of its
+fused score (used while ``spectral_fusion`` is on; its RGB branch alone keeps the derived one).
 """
 from __future__ import annotations
 
@@ -89,5 +89,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--false-alarm-rate', type=float, default=0.05,
                         help='share of normal frames allowed above the threshold')
     parser.add_argument('frames', nargs='+', help='normal frames: image files or folders '
-                                                  '(6-band .npy files for a fused model)')
+                                                  '(6-band .npy files for a 6-band fused '
+                                                  'model)')
     parser.set_defaults(func=run_calibrate_frames)

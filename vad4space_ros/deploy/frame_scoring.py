@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Score decoded camera frames with any model file: plain, exported ``.onnx`` or 6-band fused.
+"""Score decoded camera frames with any model file: plain, exported ``.onnx`` or fused.
 
 The detector node decodes a frame (:mod:`.image_encoding`) and hands the pixels to a
 :class:`FrameScorer`, which knows what the loaded model needs:
@@ -20,14 +20,18 @@ The detector node decodes a frame (:mod:`.image_encoding`) and hands the pixels 
 - **plain or exported model** (:class:`~.detector.Detector`): the frame becomes HxW or
   HxWx3 uint8 RGB by :func:`.image_encoding.to_rgb8` (6-band frames: the bands named
   by ``ScaleOptions.rgb_bands``);
-- **fused model** (:class:`~.spectral.FusedDetector`, ``vad4space fit --spectral-fusion``): the
-  frame must have 6 bands (``8UC6``/``16UC6``/``32FC6``). It goes whole, as a band cube in
-  ``[0, 1]`` (:func:`band_cube`), to the fused detector, whose RGB view uses the band choice
-  stored in the model (``spectral.config.rgb_bands``), not ``ScaleOptions.rgb_bands``.
-  With ``spectral_fusion=False`` only the model's RGB branch scores that same view (spectral
-  branch skipped). A frame with fewer bands raises :class:`~.image_encoding.ImageEncodingError`:
-  an RGB camera frame is not the band composite the RGB branch was fitted on, so there is no
-  faithful fallback.
+- **6-band fused model** (:class:`~.spectral.FusedDetector`, ``vad4space fit --spectral-fusion``
+  on 6-band tiles): the frame must have 6 bands (``8UC6``/``16UC6``/``32FC6``). It goes whole,
+  as a band cube in ``[0, 1]`` (:func:`band_cube`), to the fused detector, whose RGB view uses
+  the band choice stored in the model (``spectral.config.rgb_bands``), not
+  ``ScaleOptions.rgb_bands``. With ``spectral_fusion=False`` only the model's RGB branch scores
+  that same view (spectral branch skipped). A frame with fewer bands raises
+  :class:`~.image_encoding.ImageEncodingError`: an RGB camera frame is not the band composite
+  the RGB branch was fitted on, so there is no faithful fallback.
+- **colour fused model** (``--spectral-fusion`` on RGB images: the RX branch models R, G, B):
+  the frame must be colour (``rgb8``, ``bgr8``, ``rgba8``, 16-bit colour...); it becomes uint8
+  RGB as for a plain model, and its cube is that image in ``[0, 1]``. Grey and 6-band frames
+  raise :class:`~.image_encoding.ImageEncodingError`.
 
 The published score and map are those of :attr:`FrameScorer.detector`: the fused ones, or the
 RGB branch's (its own model id, without ``+rx``) when fusion is switched off.
@@ -36,7 +40,7 @@ RGB branch's (its own model id, without ``+rx``) when fusion is switched off.
 tiles at native resolution (by default the size of its training images, metadata
 ``train_image_size``); the score is the maximum over the tiles on the frame-level calibration
 for that tile count, and the regions come from the tile grid (:func:`.regions.tile_regions`).
-A fused model gets 6-band tiles (both branches per tile; its map stays on the calibrated
+A fused model gets tiles of its bands (both branches per tile; its map stays on the calibrated
 per-tile scale, as for whole frames), or RGB-view tiles of its RGB branch with
 ``spectral_fusion`` off. Without tiling the whole frame is resized to the model
 input; regions then come from the map (:func:`.regions.map_regions`; none for fused models).
@@ -109,7 +113,7 @@ class FrameScorer:
 
     @property
     def is_fused_model(self) -> bool:
-        """Whether the model file holds a spectral branch (needs 6-band frames)."""
+        """Whether the model file holds a spectral branch (needs frames of its bands)."""
         return isinstance(self.model, FusedDetector)
 
     @property
@@ -141,13 +145,7 @@ class FrameScorer:
             return ScoredFrame(prediction, image, map_regions(
                 prediction.anomaly_map, model.calibration, threshold, self.max_regions),
                 model.calibration)
-        if ENCODINGS.get(encoding, (None, 0))[1] != MULTISPECTRAL_BANDS:
-            raise ImageEncodingError(
-                f'model {model.model_id} is a 6-band fused model (vad4space fit '
-                f'--spectral-fusion) and needs 8UC6/16UC6/32FC6 frames; got {encoding} '
-                f'({pixels.shape[2] if pixels.ndim == 3 else 1} band(s))')
-        cube = band_cube(pixels, encoding, self.scale)
-        rgb_view = bands_to_rgb(cube, model.config.rgb_bands)
+        cube, rgb_view = self._fused_input(model, pixels, encoding)
         if self.spectral_fusion:
             if grid is not None:
                 return self._score_tiled(model, cube, rgb_view, as_bands, threshold, grid)
@@ -155,6 +153,23 @@ class FrameScorer:
         if grid is not None:
             return self._score_tiled(model.rgb, rgb_view, rgb_view, as_rgb, threshold, grid)
         return ScoredFrame(model.rgb.predict(rgb_view, threshold), rgb_view)
+
+    def _fused_input(self, model: FusedDetector, pixels: np.ndarray,
+                     encoding: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return (band cube in [0, 1], uint8 RGB view) of a frame for a fused model."""
+        channels = ENCODINGS.get(encoding, (None, 0))[1]
+        if model.bands == MULTISPECTRAL_BANDS and channels == MULTISPECTRAL_BANDS:
+            cube = band_cube(pixels, encoding, self.scale)
+            return cube, bands_to_rgb(cube, model.config.rgb_bands)
+        if model.bands == 3 and channels in (3, 4):
+            image = to_rgb8(pixels, encoding, self.scale)
+            return as_bands(image), image
+        needs = ('8UC6/16UC6/32FC6 frames' if model.bands == MULTISPECTRAL_BANDS
+                 else 'colour frames (rgb8, bgr8, rgba8, rgb16...)')
+        raise ImageEncodingError(
+            f'model {model.model_id} is a {model.bands}-band fused model (vad4space fit '
+            f'--spectral-fusion) and needs {needs}; got {encoding} '
+            f'({pixels.shape[2] if pixels.ndim == 3 else 1} band(s))')
 
     def _score_tiled(self, detector: Model, pixels: np.ndarray, display: np.ndarray,
                      prepare: Callable[[np.ndarray], np.ndarray], threshold: float,
@@ -177,10 +192,12 @@ class FrameScorer:
     def describe(self) -> str:
         """Return a one-line description of the model and how frames feed it (for logs)."""
         detector = self.detector
+        frames = ('8UC6/16UC6/32FC6' if self.is_fused_model
+                  and self.model.bands == MULTISPECTRAL_BANDS else 'colour')
         if self.fusing:
-            mode = ', 6-band spectral fusion: needs 8UC6/16UC6/32FC6 frames'
+            mode = f', {self.model.bands}-band spectral fusion: needs {frames} frames'
         elif self.is_fused_model:
-            mode = ', fused model with spectral_fusion off: RGB branch on 6-band frames'
+            mode = f', fused model with spectral_fusion off: RGB branch on {frames} frames'
         else:
             mode = ''
         grid = self.tile_grid

@@ -16,7 +16,7 @@
 
 - ``.onnx`` (``vad4space export``, or ``vad4space fit --export``): the onboard artifact, run by
   ONNX Runtime (or OpenVINO, ``VAD4SPACE_RUNTIME``), with NumPy/OpenCV around it. Torch is never
-  imported. A fused 6-band export carries the RX statistics in its metadata.
+  imported. A fused export carries the RX statistics in its metadata.
 - ``.json`` (``vad4space ensemble``): an ensemble manifest; its member files are loaded as
   below and combined (:mod:`.ensemble`).
 - anything else (``.safetensors`` from ``vad4space fit``): the torch stack is imported here, only

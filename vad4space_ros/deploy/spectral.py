@@ -12,16 +12,19 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""6-band spectral branch (RX detector) fused with an RGB VAD model, in one artifact.
+"""Spectral branch (RX detector) on an image's own bands, fused with an RGB VAD model.
 
 Pretrained backbones see only a 3-band view of Mastcam's six filters, so a novelty that differs
-only at 908-1013 nm is invisible to them. The spectral branch models the spectra of normal
-pixels and flags pixels whose spectrum is unlikely under that model (Reed-Xiaoli / RX):
+only at 908-1013 nm is invisible to them; and ImageNet features barely register the small colour
+differences between Mars materials. The spectral branch models the spectra of normal pixels and
+flags pixels whose spectrum is unlikely under that model (Reed-Xiaoli / RX). It runs on the
+bands the images have: the six filters of a 6-band cube, or the three colours of an RGB image
+(a *colour* RX: the same detector on R, G, B).
 
-- **Pixel features** (``F = 6``), from bands ``b`` in ``[0, 1]``: ``l = log(b + 2/255)``;
-  the spectral *shape* ``l_i - mean(l)`` for bands 1..5 (log-chromaticity; shading and exposure
-  multiply all bands alike, so they cancel; band 6 is implied) and the relative *brightness*
-  ``mean(l) - (tile mean of mean(l))``.
+- **Pixel features** (``F`` = band count), from bands ``b`` in ``[0, 1]``:
+  ``l = log(b + 2/255)``; the spectral *shape* ``l_i - mean(l)`` for bands 1..F-1
+  (log-chromaticity; shading and exposure multiply all bands alike, so they cancel; the last
+  band is implied) and the relative *brightness* ``mean(l) - (tile mean of mean(l))``.
 - **RX map**: squared Mahalanobis distance of each pixel's features to the mean and covariance
   of the normal training pixels (ridge ``ridge * trace/F`` added for stability), smoothed with a
   Gaussian of ``smoothing`` px, radius 4 sigma, edges replicated (noise suppression; thin veins
@@ -40,10 +43,11 @@ the same rule and mapped through the final calibration.
 Model files: a fused ``.safetensors`` file is the RGB model's file plus tensors ``spectral.mean``
 and ``spectral.inverse_covariance``; an exported fused ``.onnx`` file is the RGB branch's graph
 with the same statistics as lists in the metadata (``spectral.mean``, ``spectral.
-inverse_covariance``: 42 numbers). Either way the JSON metadata has a ``spectral`` section (config,
-both calibrations, rule, which bands form the RGB view); :func:`fused_from_metadata` rebuilds the
-detector from it. This module is NumPy/OpenCV only: the RX branch runs the same on the vehicle
-as in fitting (``vad4space_ros.training.spectral_fitting`` estimates it).
+inverse_covariance``: F + F x F numbers). Either way the JSON metadata has a ``spectral``
+section (config, both calibrations, rule, band count, which bands form the RGB view);
+:func:`fused_from_metadata` rebuilds the detector from it. This module is NumPy/OpenCV only:
+the RX branch runs the same on the vehicle as in fitting
+(``vad4space_ros.training.spectral_fitting`` estimates it).
 """
 from __future__ import annotations
 
@@ -64,6 +68,8 @@ SPECTRAL_PREFIX = 'spectral.'
 FUSION_RULES = ('max', 'mean')
 LOG_OFFSET = 2.0 / 255.0
 MASTCAM_RGB_BANDS = (2, 1, 0)
+RGB_IMAGE_BANDS = (0, 1, 2)
+BAND_COUNTS = (3, 6)  # RGB images, Mastcam-like cubes
 RX_SUFFIX = '+rx'
 
 
@@ -100,17 +106,31 @@ def as_bands(cube: np.ndarray) -> np.ndarray:
     return np.clip(array, 0.0, 1.0).astype(np.float32)
 
 
+def check_band_count(band_count: int) -> int:
+    """Return ``band_count`` if the spectral branch models such images; raise ValueError if not."""
+    if band_count not in BAND_COUNTS:
+        raise ValueError(f'the spectral branch takes 6-band cubes or RGB images, not '
+                         f'{band_count}-band images'
+                         + (' (grey images have no colour to model)' if band_count == 1 else ''))
+    return band_count
+
+
 def bands_to_rgb(cube: np.ndarray, rgb_bands: Sequence[int] = MASTCAM_RGB_BANDS) -> np.ndarray:
     """Return the uint8 RGB view of a [0, 1] band cube (Mastcam: 805/527/447 nm)."""
     return np.rint(as_bands(cube)[..., list(rgb_bands)] * 255.0).astype(np.uint8)
 
 
 def pixel_features(cube: np.ndarray) -> np.ndarray:
-    """Return HxWx6 features: 5 log-chromaticity values and the relative log brightness."""
-    logs = np.log(as_bands(cube).astype(np.float64) + LOG_OFFSET)
-    brightness = logs.mean(axis=2, keepdims=True)
-    shape = logs - brightness
-    return np.concatenate([shape[..., :-1], brightness - brightness.mean()], axis=2)
+    """Return C features per pixel: C-1 log-chromaticity values and the relative log brightness.
+
+    ``cube`` is one HxWxC image (uint8 DN or [0, 1]) or a BxHxWxC batch in [0, 1]; brightness is
+    relative to each image's mean.
+    """
+    bands = as_bands(cube) if np.ndim(cube) == 3 else np.asarray(cube, np.float32)
+    logs = np.log(bands.astype(np.float64) + LOG_OFFSET)
+    brightness = logs.mean(axis=-1, keepdims=True)
+    relative = brightness - brightness.mean(axis=(-3, -2), keepdims=True)
+    return np.concatenate([(logs - brightness)[..., :-1], relative], axis=-1)
 
 
 class SpectralRX:
@@ -122,16 +142,32 @@ class SpectralRX:
         self.inverse_covariance = np.asarray(inverse_covariance, dtype=np.float64)
         self.config = config
 
+    @property
+    def bands(self) -> int:
+        """The band count of the images it models (the feature count)."""
+        return int(self.mean.shape[0])
+
     def anomaly_map(self, cube: np.ndarray) -> np.ndarray:
         """Return the smoothed squared Mahalanobis distance of each pixel (HxW float32)."""
-        centred = pixel_features(cube) - self.mean
-        distances = np.einsum('hwi,ij,hwj->hw', centred, self.inverse_covariance, centred)
-        if self.config.smoothing > 0:
-            radius = int(4.0 * self.config.smoothing + 0.5)
-            distances = cv2.GaussianBlur(distances, (2 * radius + 1, 2 * radius + 1),
-                                         self.config.smoothing,
-                                         borderType=cv2.BORDER_REPLICATE)
-        return distances.astype(np.float32)
+        return self.anomaly_maps([cube])[0]
+
+    def anomaly_maps(self, cubes: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Return :meth:`anomaly_map` of each cube; cubes of one size are computed together."""
+        bands = [as_bands(cube) for cube in cubes]
+        if len({b.shape for b in bands}) > 1:
+            return [self.anomaly_maps([b])[0] for b in bands]
+        features = pixel_features(np.stack(bands))
+        if features.shape[-1] != self.bands:
+            raise ValueError(f'the spectral branch models {self.bands}-band images, got '
+                             f'{features.shape[-1]} bands')
+        centred = features - self.mean
+        distances = ((centred @ self.inverse_covariance) * centred).sum(axis=-1)
+        distances = distances.astype(np.float32)
+        if self.config.smoothing <= 0:
+            return list(distances)
+        radius = int(4.0 * self.config.smoothing + 0.5)
+        return [cv2.GaussianBlur(d, (2 * radius + 1, 2 * radius + 1), self.config.smoothing,
+                                 borderType=cv2.BORDER_REPLICATE) for d in distances]
 
     def score_map(self, anomaly_map: np.ndarray) -> float:
         """Return the image score of a map: its configured quantile."""
@@ -143,7 +179,7 @@ class SpectralRX:
 
     def scores(self, cubes: Sequence[np.ndarray]) -> np.ndarray:
         """Return the image scores of many cubes."""
-        return np.array([self.score(c) for c in cubes], dtype=np.float64)
+        return np.array([self.score_map(m) for m in self.anomaly_maps(cubes)], dtype=np.float64)
 
     def statistics(self) -> dict[str, np.ndarray]:
         """Return the statistics by their model-file names (``spectral.*``)."""
@@ -162,7 +198,11 @@ def fuse(rgb_calibrated: np.ndarray | float, spectral_calibrated: np.ndarray | f
 
 
 class FusedDetector:
-    """An RGB :class:`~.detector.Detector` plus the spectral RX branch, fused per the rule."""
+    """An RGB :class:`~.detector.Detector` plus the spectral RX branch, fused per the rule.
+
+    It takes images of :attr:`bands` bands: 6-band cubes (RGB view per ``rgb_bands``) or RGB
+    images (3 bands, the view is the image).
+    """
 
     def __init__(self, rgb: Detector, spectral: SpectralRX,
                  spectral_calibration: Calibration, fusion_calibration: Calibration) -> None:
@@ -177,13 +217,19 @@ class FusedDetector:
         return self.spectral.config
 
     @property
+    def bands(self) -> int:
+        """The band count of the images it takes (6: multispectral cubes, 3: RGB images)."""
+        return self.spectral.bands
+
+    @property
     def metadata(self) -> dict[str, Any]:
         """The RGB model's metadata with the ``spectral`` section."""
         return {**self.rgb.metadata, 'model_id': self.model_id, 'spectral': {
             'config': {**asdict(self.config), 'rgb_bands': list(self.config.rgb_bands)},
             'calibration': self.spectral_calibration.to_dict(),
             'fusion_calibration': self.fusion_calibration.to_dict(),
-            'features': 'log-chromaticity(5)+relative-log-brightness(1)'}}
+            'bands': self.bands,
+            'features': f'log-chromaticity({self.bands - 1})+relative-log-brightness(1)'}}
 
     @property
     def model_id(self) -> str:
@@ -213,6 +259,13 @@ class FusedDetector:
         return (np.asarray(self.rgb.calibration.normalise(rgb_raw)),
                 np.asarray(self.spectral_calibration.normalise(self.spectral.scores(cubes))))
 
+    def calibrate_fusion(self, cubes: Sequence[np.ndarray],
+                         false_alarm_rate: float) -> Calibration:
+        """Return the calibration of the fused raw score on held-out normal band cubes."""
+        rgb, spectral = self.branch_scores(cubes)
+        return Calibration.from_normal_scores(fuse(rgb, spectral, self.config.fusion),
+                                              false_alarm_rate)
+
     def scores(self, cubes: Sequence[np.ndarray], batch_size: int = 16) -> np.ndarray:
         """Fuse both branches' calibrated scores of many band cubes (0.5 = threshold)."""
         rgb, spectral = self.branch_scores(cubes, batch_size)
@@ -233,18 +286,15 @@ class FusedDetector:
         bands = [as_bands(cube) for cube in cubes]
         raw, maps, embeddings = self.rgb.infer([bands_to_rgb(b, self.config.rgb_bands)
                                                 for b in bands])
-        scores, fused_maps = [], []
-        for cube, rgb_raw, rgb_map in zip(bands, raw, maps):
-            spectral_map = self.spectral.anomaly_map(cube)
-            scores.append(float(fuse(self.rgb.calibration.normalise(float(rgb_raw)),
-                                     self.spectral_calibration.normalise(
-                                         self.spectral.score_map(spectral_map)),
-                                     self.config.fusion)))
-            fused_maps.append(fuse(
-                self.rgb.calibration.normalise(resize_map(rgb_map, cube.shape[:2])),
-                self.spectral_calibration.normalise(spectral_map), self.config.fusion))
-        return (np.asarray(scores, np.float64), np.stack(fused_maps).astype(np.float32),
-                embeddings)
+        spectral_maps = self.spectral.anomaly_maps(bands)
+        rgb_scores = self.rgb.calibration.normalise(np.asarray(raw, np.float64))
+        spectral_scores = self.spectral_calibration.normalise(
+            np.array([self.spectral.score_map(m) for m in spectral_maps]))
+        fused_maps = [fuse(self.rgb.calibration.normalise(resize_map(rgb_map, cube.shape[:2])),
+                           self.spectral_calibration.normalise(spectral_map), self.config.fusion)
+                      for cube, rgb_map, spectral_map in zip(bands, maps, spectral_maps)]
+        return (np.asarray(fuse(rgb_scores, spectral_scores, self.config.fusion), np.float64),
+                np.stack(fused_maps).astype(np.float32), embeddings)
 
     def predict(self, cube: np.ndarray,
                 threshold: float = CALIBRATED_THRESHOLD) -> Prediction:
@@ -286,9 +336,19 @@ def fused_from_metadata(rgb: Detector, metadata: dict[str, Any],
         fusion_calibration = Calibration(**section['fusion_calibration'])
     except (KeyError, TypeError, ValueError) as error:
         raise ArtifactError(f'{source}: bad spectral section: {error}') from None
-    if spectral.mean.shape != (6,) or spectral.inverse_covariance.shape != (6, 6):
+    bands = spectral.bands
+    if (bands not in BAND_COUNTS or section.get('bands', 6) != bands
+            or spectral.inverse_covariance.shape != (bands, bands)):
         raise ArtifactError(f'{source}: spectral statistics have the wrong shape')
+    if bands == 3 and tuple(spectral.config.rgb_bands) != RGB_IMAGE_BANDS:
+        raise ArtifactError(f'{source}: an RGB spectral branch must view bands (0, 1, 2)')
     return FusedDetector(rgb, spectral, spectral_calibration, fusion_calibration)
+
+
+def with_id_suffix(metadata: dict[str, Any], suffix: str) -> str:
+    """Return the model id with ``suffix`` on its RGB part (a fused id keeps ``+rx`` last)."""
+    rx = RX_SUFFIX if 'spectral' in metadata else ''
+    return metadata['model_id'].removesuffix(rx) + suffix + rx
 
 
 def rgb_branch_metadata(metadata: dict[str, Any]) -> dict[str, Any]:

@@ -71,7 +71,7 @@ from vad4space_ros.deploy.artifact import EXPORT_FORMAT, METADATA_KEY
 from vad4space_ros.deploy.calibration import Calibration
 from vad4space_ros.deploy.ensemble import ENSEMBLE_SUFFIX, rewritten_manifest
 from vad4space_ros.deploy.loading import load_onnx
-from vad4space_ros.deploy.spectral import FusedDetector
+from vad4space_ros.deploy.spectral import bands_to_rgb, FusedDetector
 from vad4space_ros.models.backbones import backbone_weights, get_backbone
 from vad4space_ros.models.methods import build_method
 from vad4space_ros.models.reduction import reduce_model
@@ -269,9 +269,9 @@ def export_onnx(detector: TorchDetector | FusedDetector, path: str | Path,
     ``calibration_images`` (held-out normal RGB images) are required when the export changes
     the scores (``padim_features``, ``bank_entries``; see :mod:`.reduction`): the threshold is
     then refitted on the exported model.
-    A fused 6-band model exports its RGB branch's graph; the RX statistics (6 means, 6x6
-    inverse covariance) go into the metadata's ``spectral`` section, so the one file is the
-    whole fused detector.
+    A fused model exports its RGB branch's graph; the RX statistics (F means, FxF inverse
+    covariance for F = 6 bands or 3 colours) go into the metadata's ``spectral`` section, so
+    the one file is the whole fused detector.
     """
     path = Path(path)
     metadata = json.loads(json.dumps(detector.metadata))
@@ -354,10 +354,28 @@ def write_with_metadata(source: str | Path, target: str | Path, metadata: dict[s
 
 
 def recalibrate(path: Path, images: Sequence[np.ndarray], metadata: dict[str, Any]) -> None:
-    """Refit the threshold of an exported model on held-out normal images, in place."""
-    scores = load_onnx(path).raw_scores(list(images))
-    metadata['calibration'] = Calibration.from_normal_scores(
-        scores, metadata['calibration']['false_alarm_rate']).to_dict()
+    """Refit the threshold of an exported model on held-out normal images, in place.
+
+    A fused model takes band cubes of its bands: its RGB branch's threshold is refitted on
+    their RGB views, then the fused score's calibration (the RX branch does not change).
+    """
+    rate = metadata['calibration']['false_alarm_rate']
+    model = load_onnx(path)
+    fused = isinstance(model, FusedDetector)
+    views = ([bands_to_rgb(cube, model.config.rgb_bands) for cube in images] if fused
+             else list(images))
+    rgb = model.rgb if fused else model
+    metadata['calibration'] = Calibration.from_normal_scores(rgb.raw_scores(views),
+                                                             rate).to_dict()
+    _store_metadata(path, metadata)
+    if fused:
+        metadata['spectral']['fusion_calibration'] = load_onnx(path).calibrate_fusion(
+            images, rate).to_dict()
+        _store_metadata(path, metadata)
+
+
+def _store_metadata(path: Path, metadata: dict[str, Any]) -> None:
+    """Replace the metadata of the ONNX file at ``path``."""
     proto = onnx.load(str(path))
     set_metadata(proto, metadata)
     onnx.save(proto, str(path))

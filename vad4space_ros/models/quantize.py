@@ -31,6 +31,7 @@ import onnx
 
 from vad4space_ros.atomic_files import atomic_output
 from vad4space_ros.deploy.preprocess import model_input
+from vad4space_ros.deploy.spectral import with_id_suffix
 from vad4space_ros.models.export import (
     FP16_SUFFIX, get_metadata, INPUT_NAME, recalibrate, set_metadata)
 
@@ -83,7 +84,10 @@ def bank_product(proto: onnx.ModelProto) -> onnx.NodeProto:
 
 def quantize_search_int8(source: str | Path, target: str | Path,
                          calibration_images: Sequence[np.ndarray]) -> Path:
-    """Run PatchCore's memory-bank product in int8 (dynamic); refit the threshold."""
+    """Run PatchCore's memory-bank product in int8 (dynamic); refit the threshold.
+
+    A fused model's ``calibration_images`` are band cubes of its bands (see ``recalibrate``).
+    """
     from onnxruntime.quantization import quantize_dynamic, QuantType
 
     source, target = Path(source), Path(target)
@@ -105,7 +109,7 @@ def quantize_search_int8(source: str | Path, target: str | Path,
 
 def _finish(path: Path, metadata: dict[str, Any], suffix: str, export: dict[str, Any]) -> None:
     """Give a quantised file its own model_id and record how it was quantised."""
-    metadata['model_id'] = f'{metadata["model_id"]}{suffix}'
+    metadata['model_id'] = with_id_suffix(metadata, suffix)
     metadata['export'] = {**metadata.get('export', {}), **export}
     proto = onnx.load(str(path))
     set_metadata(proto, metadata)

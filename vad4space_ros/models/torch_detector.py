@@ -17,7 +17,7 @@
 The file holds tensors only (no pickle, so loading an untrusted file cannot execute code). Its
 header metadata key ``vad4space`` holds the JSON described in :mod:`vad4space_ros.deploy.artifact`.
 Loading rebuilds the anomalib architecture with random backbone weights, loads the full
-state_dict strictly and runs one test inference. A fused 6-band file adds ``spectral.*``
+state_dict strictly and runs one test inference. A fused file adds ``spectral.*``
 tensors and a ``spectral`` metadata section (:mod:`vad4space_ros.deploy.spectral`).
 """
 from __future__ import annotations

@@ -34,7 +34,7 @@ first) carries the regions that are also in the record and drawn on ``~/heatmap`
 scored in tiles at native resolution (``tile_size``, ``tile_stride``; docs/full_frames.md);
 frames above ``max_frame_pixels`` are rejected before decoding.
 
-``model_path`` may name a plain model, an exported ``.onnx`` file or a 6-band fused model
+``model_path`` may name a plain model, an exported ``.onnx`` file or a fused model
 (:class:`~vad4space_ros.deploy.frame_scoring.FrameScorer` feeds each what it needs). At run
 time it may only change to a file under ``model_dir``
 (:mod:`vad4space_ros.nodes.model_access`).

@@ -46,8 +46,8 @@ def checked_transport(transport: str) -> str:
 # name -> (default, descriptor); read_only ones take effect at start only.
 PARAMETERS: ParameterTable = {
     'model_path': ('', parameter_descriptor(
-        'Model file: written by `vad4space fit` (plain, or 6-band fused with '
-        '--spectral-fusion), `vad4space export` (.onnx) or `vad4space ensemble` (.json '
+        'Model file: written by `vad4space fit` (plain, or fused with --spectral-'
+        'fusion), `vad4space export` (.onnx) or `vad4space ensemble` (.json '
         'manifest; members in its folder). Loaded at configure. A run-time '
         'change must name a file under model_dir; it loads the new model first and keeps the '
         'old one if loading fails.')),
@@ -60,9 +60,10 @@ PARAMETERS: ParameterTable = {
         read_only=True)),
     'spectral_fusion': (True, parameter_descriptor(
         'For a fused model (`vad4space fit --spectral-fusion`): true publishes the fusion of '
-        'the 6-band RX branch with the RGB branch; false scores the RGB branch only (on the '
-        "model's own band view; faster, blind to spectrum-only anomalies). Fused models "
-        'need 6-band frames (8UC6/16UC6/32FC6) either way. No effect on other models.')),
+        'the RX branch with the RGB branch; false scores the RGB branch only (on the '
+        "model's own band view; faster, blind to spectrum-only anomalies). A 6-band fused "
+        'model needs 6-band frames (8UC6/16UC6/32FC6) either way, a colour fused model colour '
+        'frames. No effect on other models.')),
     'threshold': (0.5, parameter_descriptor(
         'Decision threshold on the calibrated score (0 = typical normal, 0.5 = calibrated '
         'threshold of the model).', floating=(0.0, 100.0))),
@@ -92,7 +93,7 @@ PARAMETERS: ParameterTable = {
         'Score frames in square tiles of this many pixels at native resolution (docs/'
         "full_frames.md). -1: the size of the model's training images (metadata "
         'train_image_size; whole frame for models without it); 0: resize the whole frame '
-        'to the model input. Fused models are tiled in 6-band tiles.', read_only=True,
+        'to the model input. Fused models are tiled in tiles of their bands.', read_only=True,
         integer=(-1, 100000))),
     'tile_stride': (0, parameter_descriptor(
         'Pixels between tile starts (0: the tile size, no overlap; smaller: overlapping '
