@@ -139,14 +139,16 @@ def test_int8_search_export_recalibrates_the_fused_score(
         tmp_path: Path) -> None:
     """Both calibrations of the export are refitted on its own scores of the calibration tiles.
 
-    A plain export keeps the fitted model's scores (ONNX against torch).
+    The export's check (``--check-dir``) compares the RGB branches; a plain export keeps the
+    fitted model's scores (ONNX against torch).
     """
     from vad4space_ros.data.samples import load_rgb
     from vad4space_ros.models.export import export_onnx
 
     exported = tmp_path / 'colour_int8search.onnx'
     run_cli('export', '--model', str(colour_model), '--output', str(exported), '--int8-search',
-            '--calibration-dir', str(pngs['calibration']))
+            '--calibration-dir', str(pngs['calibration']), '--check-dir', str(pngs['train']),
+            '--check-count', '4')
     model = load_model(exported)
     assert isinstance(model, FusedDetector) and model.bands == 3
     assert model.model_id == offline.model_id.removesuffix('+rx') + '-int8search+rx'

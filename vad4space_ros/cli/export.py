@@ -17,8 +17,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from vad4space_ros.deploy.detector import Detector
+    from vad4space_ros.deploy.loading import Model
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -56,13 +61,20 @@ def run_export(args: argparse.Namespace) -> int:
           f'model_id {exported.model_id}')
     if args.check_dir:
         images = [load_rgb(p) for p in image_files(args.check_dir)[:args.check_count]]
-        reference = detector.raw_scores(images, batch_size=8)
-        scores = exported.raw_scores(images, batch_size=8)
+        # a fused model's RX branch is the same NumPy code in both files: compare RGB branches
+        reference = rgb_branch(detector).raw_scores(images, batch_size=8)
+        scores = rgb_branch(exported).raw_scores(images, batch_size=8)
         relative = np.abs(scores - reference) / np.maximum(np.abs(reference), 1e-12)
         ranks = np.corrcoef(np.argsort(np.argsort(scores)), np.argsort(np.argsort(reference)))
         print(f'raw scores vs torch on {len(images)} images: max relative difference '
               f'{relative.max():.2e}, rank correlation {ranks[0, 1]:.4f}')
     return 0
+
+
+def rgb_branch(model: Model) -> Detector:
+    """Return a fused model's RGB branch, or the model itself."""
+    from vad4space_ros.deploy.spectral import FusedDetector
+    return model.rgb if isinstance(model, FusedDetector) else model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
