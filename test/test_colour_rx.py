@@ -33,7 +33,6 @@ from PIL import Image as PilImage
 import pytest
 from test_detector_node import detector_session, DetectorSession, image_msg
 
-from vad4space_ros.cli import main as cli_main
 from vad4space_ros.data.synthetic_frames import mars_tile
 from vad4space_ros.deploy.calibration import Calibration
 from vad4space_ros.deploy.frame_scoring import FrameScorer
@@ -180,18 +179,6 @@ def test_frame_scorer_takes_colour_frames_and_finds_the_colour_tile(
                              (np.zeros((64, 64, 6), np.uint8), '8UC6')):
         with pytest.raises(ImageEncodingError, match='colour frames'):
             scorer.score(pixels, encoding)
-
-
-def test_cli_fit_with_spectral_fusion_on_grey_images_exits_with_the_reason(
-        lunar_chips: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """Grey LROC chips have no colour for the RX branch: exit 2, no model file."""
-    output = tmp_path / 'grey.safetensors'
-    code = cli_main(['fit', '--method', 'padim', '--input-size', '64', '--spectral-fusion',
-                     '--train-dir', str(lunar_chips / 'train' / 'none'),
-                     '--output', str(output)])
-    assert code == 2
-    assert 'grey images have no colour' in capsys.readouterr().err
-    assert not output.exists()
 
 
 @pytest.fixture(scope='module')

@@ -120,13 +120,16 @@ def test_a_model_fitted_with_a_stretch_applies_it_in_every_runtime(
     assert DecorrelationStretch.METADATA_KEY not in plain.metadata['normalisation']
 
 
-def test_cli_fit_with_a_stretch_on_grey_images_exits_with_the_reason(
-        lunar_chips: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """Grey LROC chips: exit 2, the reason on stderr, no model file."""
+@pytest.mark.parametrize('option, reason', [('--decorrelation-stretch', 'too little colour'),
+                                            ('--spectral-fusion', 'grey images have no colour')])
+def test_cli_fit_with_a_colour_option_on_grey_images_exits_with_the_reason(
+        lunar_chips: Path, tmp_path: Path, capsys: pytest.CaptureFixture, option: str,
+        reason: str) -> None:
+    """Grey LROC chips cannot be stretched or given a colour RX: exit 2, reason, no file."""
     output = tmp_path / 'grey.safetensors'
-    code = cli_main(['fit', '--method', 'padim', '--input-size', '64', '--decorrelation-stretch',
+    code = cli_main(['fit', '--method', 'padim', '--input-size', '64', option,
                      '--train-dir', str(lunar_chips / 'train' / 'none'),
                      '--output', str(output)])
     assert code == 2
-    assert 'too little colour' in capsys.readouterr().err
+    assert reason in capsys.readouterr().err
     assert not output.exists()
