@@ -127,7 +127,7 @@ def pixel_features(cube: np.ndarray) -> np.ndarray:
     relative to each image's mean.
     """
     bands = as_bands(cube) if np.ndim(cube) == 3 else np.asarray(cube, np.float32)
-    logs = np.log(bands.astype(np.float64) + LOG_OFFSET)
+    logs = np.log(bands + np.float32(LOG_OFFSET))
     brightness = logs.mean(axis=-1, keepdims=True)
     relative = brightness - brightness.mean(axis=(-3, -2), keepdims=True)
     return np.concatenate([(logs - brightness)[..., :-1], relative], axis=-1)
@@ -160,9 +160,9 @@ class SpectralRX:
         if features.shape[-1] != self.bands:
             raise ValueError(f'the spectral branch models {self.bands}-band images, got '
                              f'{features.shape[-1]} bands')
-        centred = features - self.mean
-        distances = ((centred @ self.inverse_covariance) * centred).sum(axis=-1)
-        distances = distances.astype(np.float32)
+        centred = features - self.mean.astype(np.float32)
+        distances = ((centred @ self.inverse_covariance.astype(np.float32)) * centred).sum(
+            axis=-1)
         if self.config.smoothing <= 0:
             return list(distances)
         radius = int(4.0 * self.config.smoothing + 0.5)
@@ -173,13 +173,20 @@ class SpectralRX:
         """Return the image score of a map: its configured quantile."""
         return float(np.quantile(anomaly_map, self.config.quantile))
 
+    def score_maps(self, anomaly_maps: Sequence[np.ndarray]) -> np.ndarray:
+        """Return :meth:`score_map` of each map; maps of one size are computed together."""
+        if len({m.shape for m in anomaly_maps}) != 1:
+            return np.array([self.score_map(m) for m in anomaly_maps], dtype=np.float64)
+        stacked = np.stack(anomaly_maps).reshape(len(anomaly_maps), -1)
+        return np.quantile(stacked, self.config.quantile, axis=1).astype(np.float64)
+
     def score(self, cube: np.ndarray) -> float:
         """Return the image score of one band cube."""
         return self.score_map(self.anomaly_map(cube))
 
     def scores(self, cubes: Sequence[np.ndarray]) -> np.ndarray:
         """Return the image scores of many cubes."""
-        return np.array([self.score_map(m) for m in self.anomaly_maps(cubes)], dtype=np.float64)
+        return self.score_maps(self.anomaly_maps(cubes))
 
     def statistics(self) -> dict[str, np.ndarray]:
         """Return the statistics by their model-file names (``spectral.*``)."""
@@ -289,7 +296,7 @@ class FusedDetector:
         spectral_maps = self.spectral.anomaly_maps(bands)
         rgb_scores = self.rgb.calibration.normalise(np.asarray(raw, np.float64))
         spectral_scores = self.spectral_calibration.normalise(
-            np.array([self.spectral.score_map(m) for m in spectral_maps]))
+            self.spectral.score_maps(spectral_maps))
         fused_maps = [fuse(self.rgb.calibration.normalise(resize_map(rgb_map, cube.shape[:2])),
                            self.spectral_calibration.normalise(spectral_map), self.config.fusion)
                       for cube, rgb_map, spectral_map in zip(bands, maps, spectral_maps)]

@@ -55,8 +55,8 @@ def fit_rx(cubes: Sequence[np.ndarray], config: SpectralConfig = SpectralConfig(
     if len(features) > config.max_pixels:
         rng = np.random.default_rng(seed)
         features = features[rng.choice(len(features), config.max_pixels, replace=False)]
-    mean = features.mean(axis=0)
-    covariance = np.cov(features, rowvar=False)
+    mean = features.mean(axis=0, dtype=np.float64)
+    covariance = np.cov(features, rowvar=False, dtype=np.float64)
     covariance += np.eye(count) * config.ridge * np.trace(covariance) / count
     return SpectralRX(mean, np.linalg.inv(covariance), config)
 
