@@ -124,13 +124,25 @@ def test_colour_rx_flags_a_colour_change_in_every_tile() -> None:
         rx.score(np.zeros((8, 8, 6), np.uint8))
 
 
-def test_cli_fits_a_colour_fused_model_on_colour_images(offline: FusedDetector) -> None:
-    """The fused file knows its 3 bands; its RGB view is the image itself."""
+def test_cli_fits_a_colour_fused_model_on_colour_images(
+        colour_model: Path, offline: FusedDetector, tmp_path: Path) -> None:
+    """The fused file knows its 3 bands; its RGB view is the image itself.
+
+    A file whose metadata gives the colour branch another band view or band count is refused.
+    """
+    from vad4space_ros.deploy.artifact import ArtifactError
+    from vad4space_ros.models.export import write_with_metadata
+
     assert offline.bands == 3 and offline.config.rgb_bands == RGB_IMAGE_BANDS
     assert offline.model_id.endswith('+rx')
     assert offline.metadata['spectral']['bands'] == 3
     tile = typical(5, 1)[0]
     assert np.array_equal(bands_to_rgb(tile, offline.config.rgb_bands), tile)
+    spectral = offline.metadata['spectral']
+    for edit in ({'config': {**spectral['config'], 'rgb_bands': [2, 1, 0]}}, {'bands': 6}):
+        edited = {**offline.metadata, 'spectral': {**spectral, **edit}}
+        with pytest.raises(ArtifactError, match='spectral'):
+            load_model(write_with_metadata(colour_model, tmp_path / 'edited.safetensors', edited))
 
 
 def test_int8_search_export_recalibrates_the_fused_score(

@@ -343,7 +343,7 @@ def fused_from_metadata(rgb: Detector, metadata: dict[str, Any],
         fusion_calibration = Calibration(**section['fusion_calibration'])
     except (KeyError, TypeError, ValueError) as error:
         raise ArtifactError(f'{source}: bad spectral section: {error}') from None
-    bands = spectral.bands
+    bands = spectral.mean.shape[0] if spectral.mean.ndim == 1 else 0
     if (bands not in BAND_COUNTS or section.get('bands', 6) != bands
             or spectral.inverse_covariance.shape != (bands, bands)):
         raise ArtifactError(f'{source}: spectral statistics have the wrong shape')
