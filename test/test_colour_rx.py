@@ -33,6 +33,7 @@ from PIL import Image as PilImage
 import pytest
 from test_detector_node import detector_session, DetectorSession, image_msg
 
+from vad4space_ros.cli import main as cli_main
 from vad4space_ros.data.synthetic_frames import mars_tile
 from vad4space_ros.deploy.calibration import Calibration
 from vad4space_ros.deploy.frame_scoring import FrameScorer
@@ -97,9 +98,10 @@ def pngs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope='module')
 def colour_model(pngs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Fit PatchCore (64 px) + the colour RX branch on the PNG tiles with the CLI."""
+    """Fit PatchCore (64 px) + the colour RX branch (RX map options not the defaults)."""
     output = tmp_path_factory.mktemp('colour_model') / 'colour.safetensors'
-    run_cli('fit', '--spectral-fusion', '--method', 'patchcore', '--backbone',
+    run_cli('fit', '--spectral-fusion', '--spectral-smoothing', '2', '--spectral-quantile',
+            '0.98', '--method', 'patchcore', '--backbone',
             offline_backbone()[0], '--input-size', '64', '--train-dir', str(pngs['train']),
             '--calibration-dir', str(pngs['calibration']), '--output', str(output))
     return output
@@ -134,6 +136,7 @@ def test_cli_fits_a_colour_fused_model_on_colour_images(
     from vad4space_ros.models.export import write_with_metadata
 
     assert offline.bands == 3 and offline.config.rgb_bands == RGB_IMAGE_BANDS
+    assert (offline.config.smoothing, offline.config.quantile) == (2.0, 0.98)
     assert offline.model_id.endswith('+rx')
     assert offline.metadata['spectral']['bands'] == 3
     tile = typical(5, 1)[0]
@@ -143,6 +146,22 @@ def test_cli_fits_a_colour_fused_model_on_colour_images(
         edited = {**offline.metadata, 'spectral': {**spectral, **edit}}
         with pytest.raises(ArtifactError, match='spectral'):
             load_model(write_with_metadata(colour_model, tmp_path / 'edited.safetensors', edited))
+
+
+@pytest.mark.parametrize('options, reason', [
+    (['--spectral-smoothing', '2'], 'need --spectral-fusion'),
+    (['--spectral-fusion', '--spectral-smoothing', '-1'], 'smoothing must be'),
+    (['--spectral-fusion', '--spectral-quantile', '1.5'], 'quantile must lie')])
+def test_cli_fit_refuses_bad_rx_map_options_before_fitting(
+        pngs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture,
+        options: list[str], reason: str) -> None:
+    """RX map options without the RX branch, or out of range: exit 2, the reason, no file."""
+    output = tmp_path / 'refused.safetensors'
+    code = cli_main(['fit', '--method', 'patchcore', '--input-size', '64', *options,
+                     '--train-dir', str(pngs['train']), '--output', str(output)])
+    assert code == 2
+    assert reason in capsys.readouterr().err
+    assert not output.exists()
 
 
 def test_int8_search_export_recalibrates_the_fused_score(

@@ -104,14 +104,23 @@ def fit_config(args: argparse.Namespace):
 
 def run_fit(args: argparse.Namespace) -> int:
     """Fit on a folder of normal images and write the model file."""
+    from vad4space_ros.deploy.spectral import SpectralConfig
     from vad4space_ros.training.fitting import fit_detector
     from vad4space_ros.training.spectral_fitting import fit_fused_detector
+    spectral_options = {name: value for name, value in (
+        ('smoothing', args.spectral_smoothing), ('quantile', args.spectral_quantile))
+        if value is not None}
+    if spectral_options and not args.spectral_fusion:
+        raise ValueError('--spectral-smoothing and --spectral-quantile need --spectral-fusion')
+    spectral = SpectralConfig(**spectral_options)
     train = image_files(args.train_dir)
     calibration = image_files(args.calibration_dir) if args.calibration_dir else None
     print(f'fitting {args.method} on {len(train)} images from {args.train_dir}'
           + (' with the spectral (RX) branch on their bands' if args.spectral_fusion else ''))
-    fit = fit_fused_detector if args.spectral_fusion else fit_detector
-    detector = fit(train, fit_config(args), calibration)
+    if args.spectral_fusion:
+        detector = fit_fused_detector(train, fit_config(args), calibration, spectral)
+    else:
+        detector = fit_detector(train, fit_config(args), calibration)
     path = detector.save(args.output)
     calibration_info = detector.metadata['calibration']
     print(f'wrote {path} ({path.stat().st_size / 1e6:.1f} MB), model_id {detector.model_id}, '
@@ -209,6 +218,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help='also fit the per-pixel RX branch on all bands of the images (the '
                           'six of 6-band .npy tiles, or R, G, B of colour images) and fuse it '
                           'with the RGB score (see deploy/spectral.py)')
+    fit.add_argument('--spectral-smoothing', type=float, metavar='SIGMA',
+                     help='with --spectral-fusion: Gaussian smoothing of the RX map in pixels '
+                          '(about the radius of the smallest novelty to find; default 1)')
+    fit.add_argument('--spectral-quantile', type=float, metavar='Q',
+                     help='with --spectral-fusion: quantile of the RX map that scores an image '
+                          '(1 - Q is the image fraction a novelty must cover; default 0.99)')
     add_fit_arguments(fit)
     fit.set_defaults(func=run_fit)
     score = subparsers.add_parser('score', help='score images with a fitted model')

@@ -90,6 +90,8 @@ class SpectralConfig:
             raise ValueError(f'unknown fusion rule {self.fusion!r}: expected {FUSION_RULES}')
         if not 0.0 < self.quantile <= 1.0:
             raise ValueError('quantile must lie in (0, 1]')
+        if not self.smoothing >= 0.0:
+            raise ValueError('smoothing must be 0 (none) or a positive width in pixels')
 
 
 def as_bands(cube: np.ndarray) -> np.ndarray:
