@@ -28,6 +28,7 @@ from vad4space_ros.catalog import BACKBONE_NAMES, METHOD_NAMES, WEIGHT_SOURCES
 from vad4space_ros.data.samples import BANDS_SUFFIX, IMAGE_SUFFIXES, load_rgb
 from vad4space_ros.deploy.calibration import CALIBRATED_THRESHOLD
 from vad4space_ros.deploy.image_encoding import DEFAULT_MAX_FRAME_PIXELS
+from vad4space_ros.deploy.spectral import SpectralConfig
 
 IMAGE_FILES = IMAGE_SUFFIXES + (BANDS_SUFFIX,)
 
@@ -104,7 +105,6 @@ def fit_config(args: argparse.Namespace):
 
 def run_fit(args: argparse.Namespace) -> int:
     """Fit on a folder of normal images and write the model file."""
-    from vad4space_ros.deploy.spectral import SpectralConfig
     from vad4space_ros.training.fitting import fit_detector
     from vad4space_ros.training.spectral_fitting import fit_fused_detector
     spectral_options = {name: value for name, value in (
@@ -220,10 +220,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           'with the RGB score (see deploy/spectral.py)')
     fit.add_argument('--spectral-smoothing', type=float, metavar='SIGMA',
                      help='with --spectral-fusion: Gaussian smoothing of the RX map in pixels '
-                          '(about the radius of the smallest novelty to find; default 1)')
+                          '(about the radius of the smallest novelty to find; default '
+                          f'{SpectralConfig.smoothing:g})')
     fit.add_argument('--spectral-quantile', type=float, metavar='Q',
                      help='with --spectral-fusion: quantile of the RX map that scores an image '
-                          '(1 - Q is the image fraction a novelty must cover; default 0.99)')
+                          '(1 - Q is the image fraction a novelty must cover; default '
+                          f'{SpectralConfig.quantile:g})')
     add_fit_arguments(fit)
     fit.set_defaults(func=run_fit)
     score = subparsers.add_parser('score', help='score images with a fitted model')
