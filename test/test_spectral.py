@@ -78,6 +78,34 @@ def test_rx_features_ignore_exposure_and_shading():
     assert abs(rx.score(brighter) - rx.score(cube)) < 0.15 * rx.score(cube)
 
 
+def two_material_cube(rng: np.random.Generator, size: int = 32) -> np.ndarray:
+    """Render pure soil and pure rock areas (no mixed pixels), shaded, plus noise."""
+    rock = (gaussian_filter(rng.normal(size=(size, size)), 3) > 0)[..., None]
+    cube = np.where(rock, ROCK, SOIL) * rng.uniform(1.6, 2.4)
+    return np.clip(cube + rng.normal(0, 0.004, cube.shape), 0, 1).astype(np.float32)
+
+
+def test_mixture_rx_flags_a_spectrum_between_the_normal_materials():
+    """A patch of a spectrum halfway between soil and rock in every band ratio.
+
+    One Gaussian around both materials puts that spectrum near its centre and misses it; two
+    components (one per material) flag it.
+    """
+    rng = np.random.default_rng(8)
+    train, test = ([two_material_cube(rng) for _ in range(n)] for n in (24, 12))
+    between = []
+    for cube in test:
+        anomaly = cube.copy()
+        anomaly[PATCH] = np.sqrt(SOIL * ROCK) * 2.0
+        between.append(anomaly)
+    rx = {k: fit_rx(train, SpectralConfig(components=k)) for k in (1, 2)}
+    assert rx[2].components == 2 and rx[2].mean.shape == (2, 6)
+    assert rx[1].scores(between).min() < rx[1].scores(test).max()
+    assert rx[2].scores(between).min() > rx[2].scores(test).max()
+    with pytest.raises(ValueError, match='components'):
+        SpectralConfig(components=0)
+
+
 def test_fusion_rule_math():
     """``max`` and ``mean`` of calibrated scores or maps; unknown rules are rejected."""
     rgb, spectral = np.array([0.2, 0.9, -0.1]), np.array([0.7, 0.1, -0.3])
@@ -137,6 +165,18 @@ def test_fused_artifact_round_trip(fused, cubes, tmp_path):
     assert isinstance(load_model(plain), TorchDetector)
 
 
+def test_mixture_statistics_round_trip(fused, cubes, tmp_path):
+    """A 3-component RX branch is stored as 3x6 and 3x6x6 and scores the same after loading."""
+    mixture = fit_rx(cubes['train'], SpectralConfig(components=3))
+    detector = FusedDetector(fused.rgb, mixture, fused.spectral_calibration,
+                             fused.fusion_calibration)
+    loaded = load_model(detector.save(tmp_path / 'mixture.safetensors'))
+    assert loaded.spectral.components == 3 and loaded.config.components == 3
+    assert loaded.spectral.inverse_covariance.shape == (3, 6, 6)
+    both = cubes['test'] + cubes['anomalies']
+    assert np.array_equal(loaded.spectral.scores(both), mixture.scores(both))
+
+
 def test_bad_spectral_artifacts_raise_artifact_error(fused, tmp_path):
     """A missing file or spectral statistics of the wrong shape give ArtifactError."""
     with pytest.raises(ArtifactError):
@@ -145,3 +185,8 @@ def test_bad_spectral_artifacts_raise_artifact_error(fused, tmp_path):
                            fused.spectral_calibration, fused.fusion_calibration)
     with pytest.raises(ArtifactError, match='spectral'):
         load_model(broken.save(tmp_path / 'broken.safetensors'))
+    two = FusedDetector(fused.rgb, SpectralRX(np.zeros((2, 6)), np.stack([np.eye(6)] * 2),
+                                              fused.config),
+                        fused.spectral_calibration, fused.fusion_calibration)
+    with pytest.raises(ArtifactError, match='spectral'):  # 2 components, config says 1
+        load_model(two.save(tmp_path / 'two.safetensors'))

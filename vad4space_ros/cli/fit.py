@@ -108,10 +108,11 @@ def run_fit(args: argparse.Namespace) -> int:
     from vad4space_ros.training.fitting import fit_detector
     from vad4space_ros.training.spectral_fitting import fit_fused_detector
     spectral_options = {name: value for name, value in (
-        ('smoothing', args.spectral_smoothing), ('quantile', args.spectral_quantile))
-        if value is not None}
+        ('smoothing', args.spectral_smoothing), ('quantile', args.spectral_quantile),
+        ('components', args.spectral_components)) if value is not None}
     if spectral_options and not args.spectral_fusion:
-        raise ValueError('--spectral-smoothing and --spectral-quantile need --spectral-fusion')
+        raise ValueError('--spectral-smoothing, --spectral-quantile and --spectral-components '
+                         'need --spectral-fusion')
     spectral = SpectralConfig(**spectral_options)
     train = image_files(args.train_dir)
     calibration = image_files(args.calibration_dir) if args.calibration_dir else None
@@ -226,6 +227,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help='with --spectral-fusion: quantile of the RX map that scores an image '
                           '(1 - Q is the image fraction a novelty must cover; default '
                           f'{SpectralConfig.quantile:g})')
+    fit.add_argument('--spectral-components', type=int, metavar='K',
+                     help='with --spectral-fusion: model the normal pixels with K Gaussians '
+                          '(one per surface material, roughly) instead of one; a pixel scores '
+                          'its distance to the nearest (default '
+                          f'{SpectralConfig.components}; costs K times the RX time)')
     add_fit_arguments(fit)
     fit.set_defaults(func=run_fit)
     score = subparsers.add_parser('score', help='score images with a fitted model')

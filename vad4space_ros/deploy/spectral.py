@@ -28,7 +28,10 @@ bands the images have: the six filters of a 6-band cube, or the three colours of
 - **RX map**: squared Mahalanobis distance of each pixel's features to the mean and covariance
   of the normal training pixels (ridge ``ridge * trace/F`` added for stability), smoothed with a
   Gaussian of ``smoothing`` px, radius 4 sigma, edges replicated (noise suppression; thin veins
-  survive sigma = 1).
+  survive sigma = 1). With ``components`` K > 1 the normal pixels are modelled by K Gaussians
+  (a mixture fitted in training, one per surface material roughly: soil, dust, sand, rock) and
+  a pixel's distance is the one to the *nearest* component: one ellipse around all materials
+  also covers the colours between and just beyond them, where a novel material can lie.
 - **Image score**: the ``quantile`` (default 0.99) of the map, i.e. robust to a few noisy
   pixels but triggered by any feature covering ~1% of the tile.
 
@@ -71,6 +74,7 @@ MASTCAM_RGB_BANDS = (2, 1, 0)
 RGB_IMAGE_BANDS = (0, 1, 2)
 BAND_COUNTS = (3, 6)  # RGB images, Mastcam-like cubes
 RX_SUFFIX = '+rx'
+MAX_COMPONENTS = 32
 
 
 @dataclass(frozen=True)
@@ -83,9 +87,12 @@ class SpectralConfig:
     max_pixels: int = 400_000
     fusion: str = 'max'
     rgb_bands: tuple[int, int, int] = MASTCAM_RGB_BANDS
+    components: int = 1
 
     def __post_init__(self) -> None:
         """Validate the options."""
+        if not 1 <= self.components <= MAX_COMPONENTS:
+            raise ValueError(f'components must be 1 (one Gaussian) to {MAX_COMPONENTS}')
         if self.fusion not in FUSION_RULES:
             raise ValueError(f'unknown fusion rule {self.fusion!r}: expected {FUSION_RULES}')
         if not 0.0 < self.quantile <= 1.0:
@@ -136,17 +143,28 @@ def pixel_features(cube: np.ndarray) -> np.ndarray:
 
 
 class SpectralRX:
-    """Global RX detector on :func:`pixel_features` of normal training pixels."""
+    """RX detector on :func:`pixel_features`: distance to the nearest normal Gaussian.
+
+    ``mean`` is F (one Gaussian, the classic global RX) or KxF, ``inverse_covariance`` FxF or
+    KxFxF; both are kept as KxF and KxFxF.
+    """
 
     def __init__(self, mean: np.ndarray, inverse_covariance: np.ndarray,
                  config: SpectralConfig) -> None:
-        self.mean = np.asarray(mean, dtype=np.float64)
-        self.inverse_covariance = np.asarray(inverse_covariance, dtype=np.float64)
+        mean = np.asarray(mean, dtype=np.float64)
+        inverse = np.asarray(inverse_covariance, dtype=np.float64)
+        self.mean = mean[None] if mean.ndim == 1 else mean
+        self.inverse_covariance = inverse[None] if inverse.ndim == 2 else inverse
         self.config = config
 
     @property
     def bands(self) -> int:
         """The band count of the images it models (the feature count)."""
+        return int(self.mean.shape[-1])
+
+    @property
+    def components(self) -> int:
+        """The number of Gaussians modelling the normal pixels."""
         return int(self.mean.shape[0])
 
     def anomaly_map(self, cube: np.ndarray) -> np.ndarray:
@@ -162,9 +180,12 @@ class SpectralRX:
         if features.shape[-1] != self.bands:
             raise ValueError(f'the spectral branch models {self.bands}-band images, got '
                              f'{features.shape[-1]} bands')
-        centred = features - self.mean.astype(np.float32)
-        distances = ((centred @ self.inverse_covariance.astype(np.float32)) * centred).sum(
-            axis=-1)
+        distances = None
+        for mean, inverse in zip(self.mean.astype(np.float32),
+                                 self.inverse_covariance.astype(np.float32)):
+            centred = features - mean
+            component = ((centred @ inverse) * centred).sum(axis=-1)
+            distances = component if distances is None else np.minimum(distances, component)
         if self.config.smoothing <= 0:
             return list(distances)
         radius = int(4.0 * self.config.smoothing + 0.5)
@@ -191,9 +212,15 @@ class SpectralRX:
         return self.score_maps(self.anomaly_maps(cubes))
 
     def statistics(self) -> dict[str, np.ndarray]:
-        """Return the statistics by their model-file names (``spectral.*``)."""
-        return {SPECTRAL_PREFIX + 'mean': self.mean.copy(),
-                SPECTRAL_PREFIX + 'inverse_covariance': self.inverse_covariance.copy()}
+        """Return the statistics by their model-file names (``spectral.*``).
+
+        One Gaussian is stored as F and FxF (the layout of files before mixtures), K > 1 as KxF
+        and KxFxF.
+        """
+        single = self.components == 1
+        return {SPECTRAL_PREFIX + 'mean': (self.mean[0] if single else self.mean).copy(),
+                SPECTRAL_PREFIX + 'inverse_covariance': (
+                    self.inverse_covariance[0] if single else self.inverse_covariance).copy()}
 
 
 def fuse(rgb_calibrated: np.ndarray | float, spectral_calibrated: np.ndarray | float,
@@ -345,9 +372,10 @@ def fused_from_metadata(rgb: Detector, metadata: dict[str, Any],
         fusion_calibration = Calibration(**section['fusion_calibration'])
     except (KeyError, TypeError, ValueError) as error:
         raise ArtifactError(f'{source}: bad spectral section: {error}') from None
-    bands = spectral.mean.shape[0] if spectral.mean.ndim == 1 else 0
+    bands = spectral.bands if spectral.mean.ndim == 2 else 0
     if (bands not in BAND_COUNTS or section.get('bands', 6) != bands
-            or spectral.inverse_covariance.shape != (bands, bands)):
+            or spectral.components != spectral.config.components
+            or spectral.inverse_covariance.shape != (spectral.components, bands, bands)):
         raise ArtifactError(f'{source}: spectral statistics have the wrong shape')
     if bands == 3 and tuple(spectral.config.rgb_bands) != RGB_IMAGE_BANDS:
         raise ArtifactError(f'{source}: an RGB spectral branch must view bands (0, 1, 2)')

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+from sklearn.mixture import GaussianMixture
 
 from vad4space_ros.data.samples import load_bands
 from vad4space_ros.deploy.calibration import Calibration
@@ -43,8 +44,10 @@ def fit_rx(cubes: Sequence[np.ndarray], config: SpectralConfig = SpectralConfig(
            seed: int = 0) -> SpectralRX:
     """Estimate the normal pixels' mean and covariance (a random pixel subset if many).
 
-    The cubes share one band count, 6 (multispectral) or 3 (RGB images, whose RGB view is the
-    image itself, whatever ``config.rgb_bands`` says); others are refused.
+    With ``config.components`` K > 1, a mixture of K full-covariance Gaussians (scikit-learn's
+    EM, seeded) instead of one. The cubes share one band count, 6 (multispectral) or 3 (RGB
+    images, whose RGB view is the image itself, whatever ``config.rgb_bands`` says); others
+    are refused.
     """
     if not cubes:
         raise ValueError('the spectral branch needs training images')
@@ -55,10 +58,16 @@ def fit_rx(cubes: Sequence[np.ndarray], config: SpectralConfig = SpectralConfig(
     if len(features) > config.max_pixels:
         rng = np.random.default_rng(seed)
         features = features[rng.choice(len(features), config.max_pixels, replace=False)]
-    mean = features.mean(axis=0, dtype=np.float64)
-    covariance = np.cov(features, rowvar=False, dtype=np.float64)
-    covariance += np.eye(count) * config.ridge * np.trace(covariance) / count
-    return SpectralRX(mean, np.linalg.inv(covariance), config)
+    if config.components == 1:
+        means = features.mean(axis=0, dtype=np.float64)[None]
+        covariances = np.cov(features, rowvar=False, dtype=np.float64)[None]
+    else:
+        mixture = GaussianMixture(config.components, covariance_type='full',
+                                  random_state=seed).fit(features.astype(np.float64))
+        means, covariances = mixture.means_, mixture.covariances_
+    traces = np.trace(covariances, axis1=1, axis2=2)[:, None, None]
+    covariances = covariances + np.eye(count) * config.ridge * traces / count
+    return SpectralRX(means, np.linalg.inv(covariances), config)
 
 
 def fit_spectral_fusion(rgb: Detector, train: Sequence[np.ndarray],
