@@ -62,8 +62,9 @@ def fit_rx(cubes: Sequence[np.ndarray], config: SpectralConfig = SpectralConfig(
         means = features.mean(axis=0, dtype=np.float64)[None]
         covariances = np.cov(features, rowvar=False, dtype=np.float64)[None]
     else:
-        mixture = GaussianMixture(config.components, covariance_type='full',
-                                  random_state=seed).fit(features.astype(np.float64))
+        mixture = GaussianMixture(config.components, covariance_type='full', random_state=seed,
+                                  verbose=1, verbose_interval=10)  # EM iterations as progress
+        mixture.fit(features.astype(np.float64))
         means, covariances = mixture.means_, mixture.covariances_
     traces = np.trace(covariances, axis1=1, axis2=2)[:, None, None]
     covariances = covariances + np.eye(count) * config.ridge * traces / count
