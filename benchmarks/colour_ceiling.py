@@ -32,14 +32,19 @@ import argparse
 import numpy as np
 
 from vad4space_ros.data.synthetic_mars import SPECTRA
+from vad4space_ros.deploy.spectral import pixel_features
 
 BAND_SETS = {'RGB (805/527/447 nm)': [2, 1, 0], '6 bands': [0, 1, 2, 3, 4, 5]}
 
 
 def chromaticity(spectra: np.ndarray, bands: list[int]) -> np.ndarray:
-    """Return the spectral-shape features (log band minus mean log, last band implied)."""
-    logs = np.log(spectra[:, bands])
-    return (logs - logs.mean(axis=1, keepdims=True))[:, :-1]
+    """Return the RX branch's spectral-shape features of each spectrum (no brightness).
+
+    Each spectrum is a 1x1 image for :func:`pixel_features`, whose last feature (brightness
+    relative to the image's mean) is then always 0 and is dropped.
+    """
+    pixels = np.clip(spectra[:, None, None, bands], 0.0, 1.0).astype(np.float32)
+    return pixel_features(pixels)[:, 0, 0, :-1].astype(np.float64)
 
 
 def jittered(rng: np.random.Generator, name: str, jitter: float, count: int) -> np.ndarray:
