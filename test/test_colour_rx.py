@@ -101,9 +101,10 @@ def colour_model(pngs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
     """Fit PatchCore (64 px) + the colour RX branch (RX options not the defaults)."""
     output = tmp_path_factory.mktemp('colour_model') / 'colour.safetensors'
     run_cli('fit', '--spectral-fusion', '--spectral-smoothing', '2', '--spectral-quantile',
-            '0.98', '--spectral-components', '2', '--method', 'patchcore', '--backbone',
-            offline_backbone()[0], '--input-size', '64', '--train-dir', str(pngs['train']),
-            '--calibration-dir', str(pngs['calibration']), '--output', str(output))
+            '0.98', '--spectral-components', '2', '--spectral-line-length', '5', '--method',
+            'patchcore', '--backbone', offline_backbone()[0], '--input-size', '64',
+            '--train-dir', str(pngs['train']), '--calibration-dir', str(pngs['calibration']),
+            '--output', str(output))
     return output
 
 
@@ -137,6 +138,7 @@ def test_cli_fits_a_colour_fused_model_on_colour_images(
 
     assert offline.bands == 3 and offline.config.rgb_bands == RGB_IMAGE_BANDS
     assert (offline.config.smoothing, offline.config.quantile) == (2.0, 0.98)
+    assert offline.config.line_length == 5
     assert offline.config.components == offline.spectral.components == 2
     assert offline.model_id.endswith('+rx')
     assert offline.metadata['spectral']['bands'] == 3
@@ -154,7 +156,9 @@ def test_cli_fits_a_colour_fused_model_on_colour_images(
     (['--spectral-fusion', '--spectral-smoothing', '-1'], 'smoothing must be'),
     (['--spectral-fusion', '--spectral-quantile', '1.5'], 'quantile must lie'),
     (['--spectral-components', '2'], 'need --spectral-fusion'),
-    (['--spectral-fusion', '--spectral-components', '0'], 'components must be')])
+    (['--spectral-fusion', '--spectral-components', '0'], 'components must be'),
+    (['--spectral-line-length', '9'], 'need --spectral-fusion'),
+    (['--spectral-fusion', '--spectral-line-length', '4'], 'odd number')])
 def test_cli_fit_refuses_bad_rx_map_options_before_fitting(
         pngs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture,
         options: list[str], reason: str) -> None:

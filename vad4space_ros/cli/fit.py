@@ -109,10 +109,11 @@ def run_fit(args: argparse.Namespace) -> int:
     from vad4space_ros.training.spectral_fitting import fit_fused_detector
     spectral_options = {name: value for name, value in (
         ('smoothing', args.spectral_smoothing), ('quantile', args.spectral_quantile),
-        ('components', args.spectral_components)) if value is not None}
+        ('components', args.spectral_components), ('line_length', args.spectral_line_length))
+        if value is not None}
     if spectral_options and not args.spectral_fusion:
-        raise ValueError('--spectral-smoothing, --spectral-quantile and --spectral-components '
-                         'need --spectral-fusion')
+        raise ValueError('--spectral-smoothing, --spectral-quantile, --spectral-components and '
+                         '--spectral-line-length need --spectral-fusion')
     spectral = SpectralConfig(**spectral_options)
     train = image_files(args.train_dir)
     calibration = image_files(args.calibration_dir) if args.calibration_dir else None
@@ -232,6 +233,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           '(one per surface material, roughly) instead of one; a pixel scores '
                           'its distance to the nearest (default '
                           f'{SpectralConfig.components}; costs K times the RX time)')
+    fit.add_argument('--spectral-line-length', type=int, metavar='L',
+                     help='with --spectral-fusion: after smoothing, average the RX map along '
+                          'lines of L pixels (odd, >= 3) in 8 directions and keep the best, so '
+                          'thin veins and fractures add up (default 0: off)')
     add_fit_arguments(fit)
     fit.set_defaults(func=run_fit)
     score = subparsers.add_parser('score', help='score images with a fitted model')

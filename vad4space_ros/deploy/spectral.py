@@ -28,28 +28,25 @@ bands the images have: the six filters of a 6-band cube, or the three colours of
 - **RX map**: squared Mahalanobis distance of each pixel's features to the mean and covariance
   of the normal training pixels (ridge ``ridge * trace/F`` added for stability), smoothed with a
   Gaussian of ``smoothing`` px, radius 4 sigma, edges replicated (noise suppression; thin veins
-  survive sigma = 1). With ``components`` K > 1 the normal pixels are modelled by K Gaussians
+  survive sigma = 1); with ``line_length`` L > 0, then the best mean along a line of L pixels
+  through each pixel (:mod:`.line_filter`: thin veins add up, blobs keep their value). With
+  ``components`` K > 1 the normal pixels are modelled by K Gaussians
   (a mixture fitted in training, one per surface material roughly: soil, dust, sand, rock) and
   a pixel's distance is the one to the *nearest* component: one ellipse around all materials
   also covers the colours between and just beyond them, where a novel material can lie.
 - **Image score**: the ``quantile`` (default 0.99) of the map, i.e. robust to a few noisy
   pixels but triggered by any feature covering ~1% of the tile.
 
-Fusion rule (documented, scale-free): each branch is calibrated on the same held-out normal
-images as :mod:`.calibration` does for the RGB model (median -> 0, 95% quantile -> 0.5); the
-fused raw score is ``max`` (default) or ``mean`` of the two calibrated scores, and a final
-calibration of that fused score on the held-out normals restores the contract "0.5 = threshold
-at the target false-alarm rate". Maps: the RGB map (model resolution, resized to the image) and
-the spectral map (tile resolution) are each put on their branch's calibrated scale, combined with
-the same rule and mapped through the final calibration.
+Fusion rule (scale-free): each branch is calibrated on the same held-out normal images as
+:mod:`.calibration` does (median -> 0, 95% quantile -> 0.5); the fused raw score is ``max``
+(default) or ``mean`` of the two calibrated scores, and a final calibration of it on the held-out
+normals restores "0.5 = threshold at the target false-alarm rate". Maps (the RGB map resized to
+the image, the spectral map) are fused the same way.
 
-Model files: a fused ``.safetensors`` file is the RGB model's file plus tensors ``spectral.mean``
-and ``spectral.inverse_covariance``; an exported fused ``.onnx`` file is the RGB branch's graph
-with the same statistics as lists in the metadata (``spectral.mean``, ``spectral.
-inverse_covariance``: F + F x F numbers). Either way the JSON metadata has a ``spectral``
-section (config, both calibrations, rule, band count, which bands form the RGB view);
-:func:`fused_from_metadata` rebuilds the detector from it. This module is NumPy/OpenCV only:
-the RX branch runs the same on the vehicle as in fitting
+Model files: the RGB model's file plus ``spectral.mean`` and ``spectral.inverse_covariance``
+(tensors in ``.safetensors``, metadata lists in ``.onnx``) and a ``spectral`` metadata section
+(config, both calibrations, band count, RGB view) that :func:`fused_from_metadata` reads.
+NumPy/OpenCV only: the RX branch runs the same on the vehicle as in fitting
 (``vad4space_ros.training.spectral_fitting`` estimates it).
 """
 from __future__ import annotations
@@ -65,6 +62,7 @@ import numpy as np
 from vad4space_ros.deploy.artifact import ArtifactError
 from vad4space_ros.deploy.calibration import CALIBRATED_THRESHOLD, Calibration
 from vad4space_ros.deploy.detector import Detector, Prediction
+from vad4space_ros.deploy.line_filter import line_kernels, line_maximum
 from vad4space_ros.deploy.preprocess import resize_map
 
 SPECTRAL_PREFIX = 'spectral.'
@@ -88,9 +86,12 @@ class SpectralConfig:
     fusion: str = 'max'
     rgb_bands: tuple[int, int, int] = MASTCAM_RGB_BANDS
     components: int = 1
+    line_length: int = 0  # 0: no line integration
 
     def __post_init__(self) -> None:
         """Validate the options."""
+        if self.line_length:
+            line_kernels(self.line_length)
         if not 1 <= self.components <= MAX_COMPONENTS:
             raise ValueError(f'components must be 1 (one Gaussian) to {MAX_COMPONENTS}')
         if self.fusion not in FUSION_RULES:
@@ -186,11 +187,15 @@ class SpectralRX:
             centred = features - mean
             component = ((centred @ inverse) * centred).sum(axis=-1)
             distances = component if distances is None else np.minimum(distances, component)
-        if self.config.smoothing <= 0:
-            return list(distances)
-        radius = int(4.0 * self.config.smoothing + 0.5)
-        return [cv2.GaussianBlur(d, (2 * radius + 1, 2 * radius + 1), self.config.smoothing,
-                                 borderType=cv2.BORDER_REPLICATE) for d in distances]
+        maps = list(distances)
+        if self.config.smoothing > 0:
+            radius = int(4.0 * self.config.smoothing + 0.5)
+            maps = [cv2.GaussianBlur(d, (2 * radius + 1, 2 * radius + 1), self.config.smoothing,
+                                     borderType=cv2.BORDER_REPLICATE) for d in maps]
+        if self.config.line_length:
+            kernels = line_kernels(self.config.line_length)
+            maps = [line_maximum(d, kernels) for d in maps]
+        return maps
 
     def score_map(self, anomaly_map: np.ndarray) -> float:
         """Return the image score of a map: its configured quantile."""
