@@ -38,8 +38,9 @@ from vad4space_ros.deploy.image_encoding import (
 from vad4space_ros.deploy.regions import map_regions, tile_regions
 from vad4space_ros.deploy.strips import score_tiled, StripError, StripScorer
 from vad4space_ros.deploy.tiling import (
-    calibrate_on_frames, frame_calibration, frame_calibration_for, FRAME_CALIBRATIONS,
-    stored_tile_counts, tile_starts, TileOptions, TileScores, with_frame_calibration)
+    calibrate_on_frames, derived_threshold_warning, frame_calibration, frame_calibration_for,
+    FRAME_CALIBRATIONS, stored_tile_counts, tile_starts, TileOptions, TileScores,
+    with_frame_calibration)
 
 FALSE_ALARM_RATE = 0.05
 
@@ -140,9 +141,12 @@ def test_frame_calibrations_without_a_model_id_fall_back_and_are_dropped_on_refi
     metadata = {'model_id': 'patchcore-x', FRAME_CALIBRATIONS: [legacy]}
     assert frame_calibration_for(tile, 64, 475, metadata) == frame_calibration(tile, 475)
     assert stored_tile_counts(metadata, 64) == []
+    assert '64-px tiles' in derived_threshold_warning(metadata, 64)
     refit = with_frame_calibration(metadata, 64, 475, fitted, 60)
     assert [entry['model_id'] for entry in refit[FRAME_CALIBRATIONS]] == ['patchcore-x']
     assert frame_calibration_for(tile, 64, 475, refit) == fitted
+    assert derived_threshold_warning(refit, 64) is None
+    assert derived_threshold_warning(refit, 128) is not None
 
 
 def test_tile_regions_group_connected_tiles_and_rank_them() -> None:
@@ -284,6 +288,10 @@ def test_frame_threshold_fitted_on_normal_frames_is_stored_and_used(
     fitted_scorer = FrameScorer(calibrated, tiling=TileOptions())
     assert 'fitted on normal frames for [25] tiles' in fitted_scorer.describe()
     assert 'frame threshold derived' in onnx_scorer.describe()
+    assert fitted_scorer.frame_threshold_warning() is None
+    assert 'calibrate-frames' in onnx_scorer.frame_threshold_warning()
+    whole = FrameScorer(load_model(onboard), tiling=TileOptions(tile_size=0))
+    assert whole.frame_threshold_warning() is None
     frame = frames[0]
     assert fitted_scorer.score(frame, 'rgb8').calibration == Calibration(**stored)
     assert onnx_scorer.score(frame, 'rgb8').calibration != Calibration(**stored)
@@ -325,6 +333,7 @@ def test_cli_scores_a_big_image_in_tiles_as_json(mars_model: Path, tmp_path: Pat
     assert [r['score'] for r in scored['regions']] == sorted(
         (r['score'] for r in scored['regions']), reverse=True)
     assert 'max_frame_pixels' in refused['error'] and refused['image'] == str(huge)
+    assert 'warning: no frame threshold fitted for 64-px tiles' in result.stderr
 
 
 def test_detector_node_publishes_the_region_of_a_novel_tile_over_dds(

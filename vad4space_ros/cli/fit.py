@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+import sys
 from typing import Any
 
 from vad4space_ros.catalog import BACKBONE_NAMES, METHOD_NAMES, WEIGHT_SOURCES
@@ -183,6 +184,9 @@ def run_score(args: argparse.Namespace) -> int:
     scorer = FrameScorer(load_model(args.model),
                          tiling=TileOptions(args.tile, args.stride, args.tile_batch),
                          max_regions=args.max_regions)
+    warning = scorer.frame_threshold_warning()
+    if warning:
+        print(f'warning: {warning}', file=sys.stderr)
     files = [f for target in args.images
              for f in (image_files(target) if Path(target).is_dir() else [Path(target)])]
     if not args.json:

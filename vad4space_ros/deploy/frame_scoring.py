@@ -64,7 +64,8 @@ from vad4space_ros.deploy.records import Region
 from vad4space_ros.deploy.regions import map_regions, tiled_frame_result
 from vad4space_ros.deploy.spectral import as_bands, bands_to_rgb, FusedDetector
 from vad4space_ros.deploy.strips import score_tiled
-from vad4space_ros.deploy.tiling import stored_tile_counts, TileOptions
+from vad4space_ros.deploy.tiling import (
+    derived_threshold_warning, stored_tile_counts, TileOptions)
 
 DEFAULT_MAX_REGIONS = 5
 
@@ -208,6 +209,12 @@ class FrameScorer:
                         if counts else 'derived from the tile calibration; vad4space '
                                        'calibrate-frames fits it on normal frames'))
         return f'model {detector.model_id} ({detector.method}/{detector.backbone}{mode})'
+
+    def frame_threshold_warning(self) -> str | None:
+        """Return :func:`.tiling.derived_threshold_warning` for tiled scoring, else None."""
+        grid = self.tile_grid
+        return None if grid is None else derived_threshold_warning(self.detector.metadata,
+                                                                   grid[0])
 
     def map_range(self, calibration: Calibration | None = None) -> tuple[float, float]:
         """Return the heatmap range: typical normal blue, threshold green (see :mod:`.heatmap`).

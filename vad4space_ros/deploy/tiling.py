@@ -184,6 +184,21 @@ def stored_tile_counts(metadata: Mapping[str, Any], tile_side: int) -> list[int]
     return sorted(entry['tile_count'] for entry in _stored_entries(metadata, tile_side))
 
 
+def derived_threshold_warning(metadata: Mapping[str, Any], tile_side: int) -> str | None:
+    """Return a warning for logs when no frame calibration is stored for this tile side.
+
+    The derived threshold held for plain PatchCore on synthetic frames (0-2% false alarms at
+    5%), but in runs with heavy-tailed tile scores (fused, ensemble, CFA models) 7-50% of normal
+    frames went through (docs/full_frames.md), and 500 calibration tiles do not show that tail.
+    """
+    if stored_tile_counts(metadata, tile_side):
+        return None
+    return (f'no frame threshold fitted for {tile_side}-px tiles: it is derived from the tile '
+            'calibration, which can flag several times the configured rate of normal frames '
+            'when tile scores are heavy-tailed (fused, ensemble and CFA models); fit it on '
+            'normal frames with vad4space calibrate-frames')
+
+
 def _stored_entries(metadata: Mapping[str, Any], tile_side: int) -> list[dict[str, Any]]:
     """Return the stored frame calibrations of the metadata's model for this tile side.
 

@@ -142,6 +142,7 @@ class DetectorNode(ManagedNode):
             DiagnosticArray, '/diagnostics', 10)
         self.get_logger().info(f'configured: {self._scorer.describe()} loaded from '
                                f'{model_path}')
+        self._warn_derived_threshold()
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -191,6 +192,11 @@ class DetectorNode(ManagedNode):
         self._camera_info = None
         self.destroy_publishers()
 
+    def _warn_derived_threshold(self) -> None:
+        warning = self._scorer.frame_threshold_warning()
+        if warning:
+            self.get_logger().warning(warning)
+
     # ----------------------------------------------------------------- parameters
     @staticmethod
     def load_model(model_path: str) -> Model:
@@ -237,6 +243,8 @@ class DetectorNode(ManagedNode):
                 f'now scoring with {scorer.describe()}'
                 + (f' loaded from {changes["model_path"]}' if 'model_path' in changes else ''))
         self._scorer = scorer
+        if 'model_path' in changes:
+            self._warn_derived_threshold()
         self._threshold = float(changes.get('threshold', self._threshold))
         self._publish_heatmap = bool(changes.get('publish_heatmap', self._publish_heatmap))
         self._publish_map = bool(changes.get('publish_map', self._publish_map))

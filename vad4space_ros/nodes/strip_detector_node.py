@@ -53,7 +53,7 @@ from vad4space_ros.deploy.image_encoding import (
 from vad4space_ros.deploy.records import DetectionRecord
 from vad4space_ros.deploy.strip_images import StripImages, StripPlacement, StripUpdate
 from vad4space_ros.deploy.strips import StripError
-from vad4space_ros.deploy.tiling import TileOptions
+from vad4space_ros.deploy.tiling import derived_threshold_warning, TileOptions
 from vad4space_ros.nodes.detector_node import DetectorNode
 from vad4space_ros.nodes.detector_parameters import PARAMETERS as DETECTOR_PARAMETERS
 from vad4space_ros.nodes.entry_point import run_node
@@ -128,6 +128,9 @@ class StripDetectorNode(ManagedNode):
         self.get_logger().info(
             f'configured: model {model.model_id} ({model.method}), strips scored in '
             f'{self._images.tile}-px tiles every {self._images.stride} px')
+        warning = derived_threshold_warning(model.metadata, self._images.tile)
+        if warning:
+            self.get_logger().warning(warning)
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
