@@ -153,8 +153,10 @@ def test_same_seed_gives_same_metrics(run, lunar_chips: Path, tmp_path: Path):
                           seed=0, fit=fit_options(), progress=False,
                           resources=ResourceOptions(images=0), plots=False)
     for first, second in zip(result.rows, again.rows):
-        for key in METRIC_KEYS + ('oracle_threshold',):
+        for key in METRIC_KEYS:
             assert first[key] == pytest.approx(second[key], abs=1e-9), key
+        # A raw float32 score: CPU kernels may reorder sums between runs (seen: 4 ulps apart).
+        assert first['oracle_threshold'] == pytest.approx(second['oracle_threshold'], rel=1e-6)
 
 
 def test_bad_arguments_are_clear_errors(lunar_chips: Path, tmp_path: Path):
