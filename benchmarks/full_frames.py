@@ -67,7 +67,8 @@ from vad4space_ros.deploy.loading import load_model
 from vad4space_ros.deploy.preprocess import as_rgb
 from vad4space_ros.deploy.spectral import as_bands, bands_to_rgb, FusedDetector
 from vad4space_ros.deploy.strips import score_tiled, StripScorer
-from vad4space_ros.deploy.tiling import calibrate_on_frames, frame_calibration, TileOptions
+from vad4space_ros.deploy.tiling import (
+    calibrate_on_frames, derived_frame_calibration, TileOptions)
 from vad4space_ros.evaluation.metrics import image_metrics
 from vad4space_ros.evaluation.resources import peak_rss_mb, rss_mb
 
@@ -148,7 +149,8 @@ def mars_accuracy(model_path: Path, frames: int, extra_normal: int, pool_size: i
         log(f'frame {index + 1}/{total} ({novel or "normal"}): whole '
             f'{whole_scored.prediction.score:.2f} ({whole_s:.1f} s), tiled raw '
             f'{tiles.frame_raw_score:.3f} ({tiled_s:.1f} s), hit {rows[-1]["tiled_hit"]}')
-    derived = frame_calibration(detector.calibration, rows[0]['tile_count'])
+    derived = derived_frame_calibration(detector.calibration, rows[0]['tile_count'],
+                                        detector.metadata)
     normal = [r for r in rows if not r['novel']]
     half = len(normal) // 2
     fitted = calibrate_on_frames(np.array([r['tiled_raw'] for r in normal[:half]]),
@@ -184,7 +186,8 @@ def mars_accuracy(model_path: Path, frames: int, extra_normal: int, pool_size: i
                                              for r in normal[half:]]),
             'fitted_detection_rate': rate([r['tiled_raw'] >= fitted.threshold
                                            for r in novel_rows]),
-            'seconds_per_frame': statistics.median(r['tiled_s'] for r in rows)},
+            'seconds_per_frame': statistics.median(r['tiled_s'] for r in rows),
+            'normal_frame_raw_scores': [round(r['tiled_raw'], 5) for r in normal]},
         'per_class_hit': {name: rate([r['tiled_hit'] for r in novel_rows if r['novel'] == name])
                           for name in sorted({r['novel'] for r in novel_rows})},
         'frame_bands': MULTISPECTRAL_BANDS if multiband else 3,
@@ -255,7 +258,7 @@ def nac_strips(model_path: Path, height: int, width: int, rows_per_strip: int,
                 f'{time.perf_counter() - start:.0f} s, peak RSS {peak_rss_mb():.0f} MB')
     blocks, tiles = scorer.finish()
     total = time.perf_counter() - start
-    calibration = frame_calibration(detector.calibration, tiles.count)
+    calibration = derived_frame_calibration(detector.calibration, tiles.count, detector.metadata)
     return {'model': str(model_path), 'width': width, 'height': height, 'tile': tile,
             'rows_per_strip': rows_per_strip, 'tiles': tiles.count, 'seconds': total,
             'seconds_scoring': total - generate_s, 'peak_rss_mb': peak_rss_mb(),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 import subprocess
 import sys
@@ -38,9 +39,9 @@ from vad4space_ros.deploy.image_encoding import (
 from vad4space_ros.deploy.regions import map_regions, tile_regions
 from vad4space_ros.deploy.strips import score_tiled, StripError, StripScorer
 from vad4space_ros.deploy.tiling import (
-    calibrate_on_frames, derived_threshold_warning, frame_calibration, frame_calibration_for,
-    FRAME_CALIBRATIONS, stored_tile_counts, tile_starts, TileOptions, TileScores,
-    with_frame_calibration)
+    calibrate_on_frames, derived_frame_calibration, derived_threshold_warning, frame_calibration,
+    frame_calibration_for, FRAME_CALIBRATIONS, stored_tile_counts, tile_starts, TileOptions,
+    TileScores, with_frame_calibration)
 
 FALSE_ALARM_RATE = 0.05
 
@@ -131,6 +132,29 @@ def test_derived_frame_threshold_keeps_the_frame_false_alarm_rate_on_gumbel_tile
     assert np.mean(frames >= tile.threshold) > 0.99    # the tile threshold flags every frame
     empirical = calibrate_on_frames(frames[:2000], FALSE_ALARM_RATE)
     assert abs(np.mean(frames[2000:] >= empirical.threshold) - FALSE_ALARM_RATE) < 0.02
+
+
+def test_max_fused_frame_threshold_keeps_the_rate_over_both_branches() -> None:
+    """A max-fused frame is the max of 2N branch scores on their calibrated scale.
+
+    Branch scores drawn from the Gumbel law through that scale (median 0, 95% point 0.5) put
+    5% of simulated frames over the derived threshold; the fused score's own calibration is
+    ignored (but for a single tile), and models without max fusion keep the plain derivation.
+    """
+    fused = Calibration(threshold=0.58, center=0.16, false_alarm_rate=0.05, sample_count=500)
+    branch = Calibration(threshold=0.5, center=0.0, false_alarm_rate=0.05, sample_count=500)
+    metadata = {'model_id': 'm+rx', 'spectral': {'config': {'fusion': 'max'},
+                                                 'calibration': branch.to_dict()}}
+    derived = derived_frame_calibration(fused, 475, metadata)
+    assert derived == frame_calibration(branch, 950)
+    beta = 0.5 / (math.log(math.log(2.0)) - math.log(-math.log(0.95)))
+    frames = np.random.default_rng(5).gumbel(beta * math.log(math.log(2.0)), beta, (8000, 950))
+    assert abs(np.mean(frames.max(axis=1) > derived.threshold) - 0.05) < 0.01
+    mean_fused = {**metadata, 'spectral': {**metadata['spectral'], 'config': {'fusion': 'mean'}}}
+    for plain in ({'model_id': 'm'}, mean_fused):
+        assert derived_frame_calibration(fused, 475, plain) == frame_calibration(fused, 475)
+    assert frame_calibration_for(fused, 64, 475, metadata) == derived
+    assert derived_frame_calibration(fused, 1, metadata) == fused
 
 
 def test_frame_calibrations_without_a_model_id_fall_back_and_are_dropped_on_refit() -> None:

@@ -39,7 +39,8 @@ def run_calibrate_frames(args: argparse.Namespace) -> int:
     from vad4space_ros.deploy.frame_scoring import FrameScorer
     from vad4space_ros.deploy.loading import load_model
     from vad4space_ros.deploy.tiling import (
-        calibrate_on_frames, frame_calibration, tile_count, TileOptions, with_frame_calibration)
+        calibrate_on_frames, derived_frame_calibration, tile_count, TileOptions,
+        with_frame_calibration)
     from vad4space_ros.models.export import write_with_metadata
 
     if Path(args.output).suffix.lower() != Path(args.model).suffix.lower():
@@ -68,7 +69,8 @@ def run_calibrate_frames(args: argparse.Namespace) -> int:
     output = write_with_metadata(
         args.model, args.output,
         with_frame_calibration(model.metadata, tile, count, calibration, len(files)))
-    derived = frame_calibration(model.calibration, count, args.false_alarm_rate)
+    derived = derived_frame_calibration(model.calibration, count, model.metadata,
+                                        args.false_alarm_rate)
     print(f'{len(files)} normal {width}x{height} frames, {count} tiles of {tile} px: frame '
           f'threshold {calibration.threshold:.4g} raw (derived: {derived.threshold:.4g}) at a '
           f'false-alarm rate of {args.false_alarm_rate}; wrote {output}')
